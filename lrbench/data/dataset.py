@@ -1,0 +1,76 @@
+"""The in-memory dataset every loader returns and the trainer consumes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """What a model needs to know about its inputs and outputs."""
+
+    input_shape: tuple[int, ...]  # one example, as stored (flat features or H, W, C)
+    n_classes: int
+    image_shape: tuple[int, int, int] | None = None  # (H, W, C) view for conv nets
+
+    @property
+    def n_outputs(self) -> int:
+        """One logit for binary problems (sigmoid cross-entropy), else one per class."""
+        return 1 if self.n_classes == 2 else self.n_classes
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Train/val/test splits as numpy arrays (x: float32, y: int32)."""
+
+    spec: DataSpec
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+    @property
+    def n_train(self) -> int:
+        return len(self.y_train)
+
+
+def split_and_standardize(
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    val_fraction: float,
+    test_fraction: float,
+    split_seed: int,
+    spec: DataSpec,
+) -> Dataset:
+    """Stratified train/val/test split from ``split_seed``; features standardized with
+    statistics of the train split only (a constant feature keeps scale 1)."""
+    from sklearn.model_selection import train_test_split
+
+    held_out = val_fraction + test_fraction
+    x_train, x_rest, y_train, y_rest = train_test_split(
+        x, y, test_size=held_out, random_state=split_seed, stratify=y
+    )
+    x_val, x_test, y_val, y_test = train_test_split(
+        x_rest, y_rest, test_size=test_fraction / held_out, random_state=split_seed, stratify=y_rest
+    )
+    mean = x_train.mean(axis=0)
+    std = x_train.std(axis=0)
+    std = np.where(std > 0, std, 1.0)
+
+    def scale(a: np.ndarray) -> np.ndarray:
+        return ((a - mean) / std).astype(np.float32)
+
+    return Dataset(
+        spec=spec,
+        x_train=scale(x_train),
+        y_train=y_train.astype(np.int32),
+        x_val=scale(x_val),
+        y_val=y_val.astype(np.int32),
+        x_test=scale(x_test),
+        y_test=y_test.astype(np.int32),
+    )

@@ -1,0 +1,31 @@
+"""What the MLP and the CNN share: activation by name, and the normalize-activate-drop block."""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+ACTIVATIONS = {
+    "relu": nn.relu,
+    "gelu": nn.gelu,
+    "tanh": jnp.tanh,
+    "sigmoid": nn.sigmoid,
+    "silu": nn.silu,
+    "elu": nn.elu,
+    "leaky_relu": nn.leaky_relu,
+}
+
+
+def normalize_activate(
+    x: jnp.ndarray,
+    *,
+    train: bool,
+    activation: str,
+    batch_norm: bool,
+    dtype: jnp.dtype,
+) -> jnp.ndarray:
+    """(BatchNorm, batch statistics in training, running averages at evaluation) -> activation."""
+    if batch_norm:
+        x = nn.BatchNorm(use_running_average=not train, momentum=0.9, dtype=dtype,
+                         param_dtype=dtype)(x)
+    return ACTIVATIONS[activation](x)

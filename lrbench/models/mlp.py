@@ -1,0 +1,27 @@
+"""Dense networks: ``widths=()`` is logistic / softmax regression."""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from lrbench.models.layers import normalize_activate
+
+
+class MLP(nn.Module):
+    widths: tuple[int, ...]
+    n_outputs: int
+    activation: str = "relu"
+    batch_norm: bool = False
+    dropout: float = 0.0
+    dtype: jnp.dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
+        x = x.reshape((x.shape[0], -1))
+        for width in self.widths:
+            x = nn.Dense(width, dtype=self.dtype, param_dtype=self.dtype)(x)
+            x = normalize_activate(x, train=train, activation=self.activation,
+                                   batch_norm=self.batch_norm, dtype=self.dtype)
+            x = nn.Dropout(self.dropout, deterministic=not train)(x)
+        return nn.Dense(self.n_outputs, dtype=self.dtype, param_dtype=self.dtype)(x)

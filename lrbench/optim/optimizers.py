@@ -1,0 +1,130 @@
+"""Optimizers from optax, built from config, with the learning rate held in their state.
+
+Each entry wraps an optax alias at learning rate 1.0 (so its output is the descent
+direction, with any decoupled weight decay already inside) in ``inject_hyperparams``, so
+its float hyperparameters are arrays in the state (sweepable with vmap), and scales the
+result by ``scale_by_scheduled_lr``. L2 ("coupled") weight decay, PyTorch's
+``weight_decay`` for SGD/Adam/RMSprop/Adagrad, is ``add_decayed_weights`` before the
+optimizer; AdamW and Lion decay decoupled, as in their papers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import jax.numpy as jnp
+import optax
+
+from lrbench.config import (
+    AdagradConfig,
+    AdamConfig,
+    LBFGSConfig,
+    LionConfig,
+    MomentumConfig,
+    OptimizerConfig,
+    RMSpropConfig,
+)
+from lrbench.errors import ConfigError
+from lrbench.optim.learning_rate import scale_by_scheduled_lr
+
+
+def _with_l2(weight_decay, direction: optax.GradientTransformation) -> optax.GradientTransformation:
+    return optax.chain(optax.add_decayed_weights(weight_decay), direction)
+
+
+def _sgd(weight_decay):
+    return _with_l2(weight_decay, optax.sgd(1.0))
+
+
+def _momentum(weight_decay, momentum, nesterov):
+    return _with_l2(weight_decay, optax.sgd(1.0, momentum=momentum, nesterov=nesterov))
+
+
+def _adam(weight_decay, b1, b2, eps):
+    return _with_l2(weight_decay, optax.adam(1.0, b1=b1, b2=b2, eps=eps))
+
+
+def _adamw(weight_decay, b1, b2, eps):
+    return optax.adamw(1.0, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay)
+
+
+def _lion(weight_decay, b1, b2):
+    return optax.lion(1.0, b1=b1, b2=b2, weight_decay=weight_decay)
+
+
+def _rmsprop(weight_decay, decay, eps, eps_in_sqrt, centered, momentum):
+    # momentum=0 means none (optax's None), as in PyTorch.
+    return _with_l2(
+        weight_decay,
+        optax.rmsprop(1.0, decay=decay, eps=eps, eps_in_sqrt=eps_in_sqrt, centered=centered,
+                      momentum=momentum if momentum > 0 else None),
+    )
+
+
+def _adagrad(weight_decay, initial_accumulator_value, eps):
+    return _with_l2(
+        weight_decay,
+        optax.adagrad(1.0, initial_accumulator_value=initial_accumulator_value, eps=eps),
+    )
+
+
+@dataclass(frozen=True)
+class OptimizerEntry:
+    """How to build one optimizer: its direction and which config fields feed it."""
+
+    direction: Callable[..., optax.GradientTransformation]
+    floats: tuple[str, ...] = ()  # injected as arrays in the state
+    statics: tuple[str, ...] = ()  # fixed at compile time (booleans)
+
+
+OPTIMIZERS: dict[str, OptimizerEntry] = {
+    "sgd": OptimizerEntry(_sgd),
+    "momentum": OptimizerEntry(_momentum, ("momentum",), ("nesterov",)),
+    "adam": OptimizerEntry(_adam, ("b1", "b2", "eps")),
+    "adamw": OptimizerEntry(_adamw, ("b1", "b2", "eps")),
+    "lion": OptimizerEntry(_lion, ("b1", "b2")),
+    "rmsprop": OptimizerEntry(_rmsprop, ("decay", "eps", "momentum"), ("eps_in_sqrt", "centered")),
+    "adagrad": OptimizerEntry(_adagrad, ("initial_accumulator_value", "eps")),
+}
+FULL_BATCH = {"lbfgs"}
+NAMES = sorted({*OPTIMIZERS, *FULL_BATCH})
+_SCHEMAS = {
+    "momentum": MomentumConfig, "adam": AdamConfig, "adamw": AdamConfig, "lion": LionConfig,
+    "rmsprop": RMSpropConfig, "adagrad": AdagradConfig, "lbfgs": LBFGSConfig,
+}
+
+
+def is_full_batch(cfg: OptimizerConfig) -> bool:
+    return cfg.name in FULL_BATCH
+
+
+def build(
+    cfg: OptimizerConfig, multiplier: optax.Schedule, dtype: jnp.dtype = jnp.float32
+) -> optax.GradientTransformation:
+    """clip -> optimizer direction -> scale by the scheduled learning rate."""
+    if cfg.name in FULL_BATCH:
+        return build_lbfgs(cfg)
+    try:
+        entry = OPTIMIZERS[cfg.name]
+    except KeyError:
+        raise ConfigError("optimizer.name", cfg.name, f"one of {NAMES}") from None
+    expected = _SCHEMAS.get(cfg.name)
+    if expected is not None and not isinstance(cfg, expected):
+        raise ConfigError("optimizer.name", cfg.name, f"needs the {expected.__name__} fields")
+    hyperparams = {"weight_decay": cfg.weight_decay}
+    hyperparams |= {k: getattr(cfg, k) for k in entry.floats + entry.statics}
+    direction = optax.inject_hyperparams(
+        entry.direction, static_args=entry.statics, hyperparam_dtype=dtype
+    )(**hyperparams)
+    clip = [] if cfg.grad_clip_norm is None else [optax.clip_by_global_norm(cfg.grad_clip_norm)]
+    return optax.chain(*clip, direction, scale_by_scheduled_lr(cfg.lr, multiplier, dtype))
+
+
+def build_lbfgs(cfg: LBFGSConfig) -> optax.GradientTransformation:
+    """optax's L-BFGS with its zoom (strong Wolfe) line search; the objective carries L2."""
+    return optax.lbfgs(
+        learning_rate=None if cfg.lr == 1.0 else cfg.lr,
+        memory_size=cfg.memory_size,
+        linesearch=optax.scale_by_zoom_linesearch(max_linesearch_steps=cfg.max_linesearch_steps),
+    )

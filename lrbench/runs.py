@@ -1,0 +1,108 @@
+"""The run directory: the contract every other command reads (README, "The run directory").
+
+    config.yaml   the resolved config          metrics.csv   one row per logged step
+    summary.json  status and final numbers     train.log     the log (written by Hydra)
+
+``summary.json`` and ``config.yaml`` are written atomically (temp file + rename);
+``metrics.csv`` is appended and flushed once per epoch, so a killed run keeps every
+earlier row intact. A directory without ``summary.json`` is a run still going or killed.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+METRIC_COLUMNS = (
+    "step",
+    "epoch",
+    "lr",
+    "train_loss",
+    "train_accuracy",
+    "val_loss",
+    "val_accuracy",
+    "test_loss",
+    "test_accuracy",
+    "elapsed_s",
+)
+STATUSES = ("completed", "diverged", "failed")
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write to a temp file in the same directory, fsync, then rename over ``path``."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual permissions
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _finite_or_none(value: Any) -> Any:
+    """JSON has no NaN/Inf: a non-finite number is written as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    return value
+
+
+class RunDir:
+    """Writes one run's files."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._metrics_file = None
+        self._metrics = None
+
+    def write_config(self, config: dict) -> None:
+        write_atomically(self.path / "config.yaml", yaml.safe_dump(config, sort_keys=False))
+
+    def append_metrics(self, rows: list[dict]) -> None:
+        if self._metrics is None:
+            self._metrics_file = open(self.path / "metrics.csv", "w", newline="")  # noqa: SIM115
+            self._metrics = csv.DictWriter(self._metrics_file, METRIC_COLUMNS)
+            self._metrics.writeheader()
+        self._metrics.writerows(rows)
+        self._metrics_file.flush()
+
+    def write_summary(self, summary: dict) -> None:
+        text = json.dumps(_finite_or_none(summary), indent=2, sort_keys=False) + "\n"
+        write_atomically(self.path / "summary.json", text)
+
+    def close(self) -> None:
+        if self._metrics_file is not None:
+            self._metrics_file.close()
+
+
+def read_summary(path: str | os.PathLike) -> dict | None:
+    """The run's summary, or None while it runs (or if it was killed)."""
+    file = Path(path) / "summary.json"
+    return json.loads(file.read_text()) if file.exists() else None
+
+
+def read_metrics(path: str | os.PathLike) -> list[dict[str, float | None]]:
+    """metrics.csv as rows of floats (None where a column was not evaluated at that step)."""
+    with open(Path(path) / "metrics.csv", newline="") as f:
+        return [
+            {k: (float(v) if v != "" else None) for k, v in row.items()} for row in csv.DictReader(f)
+        ]
+
+
+def read_config(path: str | os.PathLike) -> dict:
+    return yaml.safe_load((Path(path) / "config.yaml").read_text())

@@ -1,0 +1,74 @@
+"""Evaluation of a whole split in fixed-size batches (padded and masked: one compile)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lrbench.train.compile_cache import CompileCache
+from lrbench.train.objective import correct, cross_entropy
+from lrbench.train.state import TrainState
+
+
+class EvalMetrics(NamedTuple):
+    loss: jax.Array
+    accuracy: jax.Array
+
+
+class Split(NamedTuple):
+    """A split on device, padded to whole batches: x (n_batches, B, ...), y, mask."""
+
+    x: jax.Array
+    y: jax.Array
+    mask: jax.Array
+
+
+def pad_split(x: np.ndarray, y: np.ndarray, batch_size: int, dtype) -> Split:
+    batch = min(batch_size, len(y))
+    n_batches = -(-len(y) // batch)
+    pad = n_batches * batch - len(y)
+    mask = np.concatenate([np.ones(len(y)), np.zeros(pad)]).astype(dtype)
+    x = np.concatenate([x, np.zeros((pad, *x.shape[1:]), x.dtype)]).astype(dtype)
+    y = np.concatenate([y, np.zeros(pad, y.dtype)])
+    return Split(
+        x=jnp.asarray(x.reshape(n_batches, batch, *x.shape[1:])),
+        y=jnp.asarray(y.reshape(n_batches, batch)),
+        mask=jnp.asarray(mask.reshape(n_batches, batch)),
+    )
+
+
+class Evaluator(CompileCache):
+    """Mean loss and accuracy with BatchNorm running averages and no dropout."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self._jitted = jax.jit(make_evaluate(model))
+
+    def __call__(self, state: TrainState, split: Split) -> EvalMetrics:
+        shape = (split.x.shape, split.x.dtype)
+        return self.get(shape, self._jitted, state, split)(state, split)
+
+
+def make_evaluate(model: nn.Module) -> Callable[[TrainState, Split], EvalMetrics]:
+    """The pure evaluation function (jit it, or use ``Evaluator``)."""
+
+    def evaluate(state: TrainState, split: Split) -> EvalMetrics:
+        variables = {"params": state.params}
+        if state.batch_stats:
+            variables["batch_stats"] = state.batch_stats
+
+        def batch_sums(batch):
+            x, y, mask = batch
+            logits = model.apply(variables, x, train=False)
+            return (cross_entropy(logits, y) * mask).sum(), (correct(logits, y) * mask).sum()
+
+        losses, hits = jax.lax.map(batch_sums, (split.x, split.y, split.mask))
+        n = split.mask.sum()
+        return EvalMetrics(losses.sum() / n, hits.sum() / n)
+
+    return evaluate

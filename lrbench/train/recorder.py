@@ -1,0 +1,99 @@
+"""Turns each epoch's stacked step metrics into metrics.csv rows, progress and outcomes.
+
+Runs on the host once per epoch, one epoch behind the device (the loop dispatches the next
+epoch first), so writing rows never stalls training.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from lrbench.runs import RunDir
+
+
+def shortest(value: np.floating) -> float:
+    """The shortest decimal that round-trips in the value's own precision (0.001, not
+    0.0010000000474974513 for a float32)."""
+    return float(str(value))
+
+
+@dataclass
+class Best:
+    value: float | None = None
+    step: int | None = None
+
+    def offer(self, value: float, step: int, higher_is_better: bool) -> None:
+        if not math.isfinite(value):
+            return
+        better = self.value is None or (value > self.value if higher_is_better else value < self.value)
+        if better:
+            self.value, self.step = value, step
+
+
+@dataclass
+class Recorder:
+    run_dir: RunDir
+    steps_per_epoch: int
+    log_every: int
+    progress: object | None = None  # a tqdm bar, or None when quiet
+    diverged_at: int | None = None
+    steps_done: int = 0
+    last_row: dict = field(default_factory=dict)
+    last_eval: dict = field(default_factory=dict)
+    best_val_accuracy: Best = field(default_factory=Best)
+    best_val_loss: Best = field(default_factory=Best)
+    _window: list = field(default_factory=lambda: [0.0, 0.0, 0])  # loss sum, acc sum, n
+    _last_time: float = 0.0
+
+    def record_epoch(self, metrics, evaluation: dict | None, elapsed_s: float) -> bool:
+        """Write the epoch's rows; return True when training must stop (a non-finite loss)."""
+        loss, accuracy = (np.asarray(m, np.float64) for m in metrics[:2])
+        lr = np.asarray(metrics[2])
+        bad = np.flatnonzero(~np.isfinite(loss))
+        n = len(loss) if bad.size == 0 else int(bad[0]) + 1
+        first = self.steps_done
+        rows = []
+        for i in range(n):
+            step = first + i + 1
+            self._window[0] += loss[i]
+            self._window[1] += accuracy[i]
+            self._window[2] += 1
+            if step % self.log_every and i != n - 1:
+                continue
+            loss_sum, acc_sum, count = self._window
+            rows.append({
+                "step": step,
+                "epoch": round(step / self.steps_per_epoch, 6),
+                "lr": shortest(lr[i]),
+                "train_loss": loss_sum / count,
+                "train_accuracy": acc_sum / count,
+                "elapsed_s": round(
+                    self._last_time + (elapsed_s - self._last_time) * (i + 1) / len(loss), 6
+                ),
+            })
+            self._window = [0.0, 0.0, 0]
+        self.steps_done = first + n
+        self._last_time = elapsed_s
+        if bad.size:
+            self.diverged_at = first + n
+        elif evaluation is not None:
+            rows[-1].update(evaluation)
+            self.last_eval = dict(evaluation, step=self.steps_done)
+            self.best_val_accuracy.offer(evaluation["val_accuracy"], self.steps_done, True)
+            self.best_val_loss.offer(evaluation["val_loss"], self.steps_done, False)
+        self.run_dir.append_metrics(rows)
+        self.last_row = rows[-1]
+        self._show(rows[-1])
+        return bool(bad.size)
+
+    def _show(self, row: dict) -> None:
+        if self.progress is None:
+            return
+        postfix = {"loss": f"{row['train_loss']:.4g}", "lr": f"{row['lr']:.3g}"}
+        if "val_accuracy" in self.last_eval:
+            postfix["val_acc"] = f"{self.last_eval['val_accuracy']:.4f}"
+        self.progress.set_postfix(postfix, refresh=False)
+        self.progress.update(1)

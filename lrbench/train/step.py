@@ -1,0 +1,96 @@
+"""One optimizer step, as a pure function of (state, batch): the unit every loop compiles."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+from lrbench.optim import current_lr
+from lrbench.train.objective import correct, cross_entropy, l2_penalty
+from lrbench.train.state import TrainState
+
+
+class StepMetrics(NamedTuple):
+    loss: jax.Array  # mean train loss of the batch, before the update
+    accuracy: jax.Array
+    lr: jax.Array  # the learning rate this update applied
+
+
+TrainStep = Callable[[TrainState, jax.Array, jax.Array], tuple[TrainState, StepMetrics]]
+
+
+def _forward(model: nn.Module, state: TrainState, params, x: jax.Array):
+    """Training-mode forward pass: batch statistics for BatchNorm, a fresh dropout key."""
+    variables = {"params": params}
+    if state.batch_stats:
+        variables["batch_stats"] = state.batch_stats
+    rngs = {"dropout": jax.random.fold_in(state.dropout_key, state.step)}
+    logits, updated = model.apply(variables, x, train=True, rngs=rngs, mutable=["batch_stats"])
+    return logits, updated.get("batch_stats", state.batch_stats)
+
+
+def make_train_step(model: nn.Module, tx: optax.GradientTransformation) -> TrainStep:
+    """A minibatch step: gradient of the mean cross-entropy, then the optax update."""
+
+    def train_step(state: TrainState, x: jax.Array, y: jax.Array):
+        def loss_fn(params):
+            logits, batch_stats = _forward(model, state, params, x)
+            return cross_entropy(logits, y).mean(), (logits, batch_stats)
+
+        (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            state.params
+        )
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        new_state = state.replace(
+            step=state.step + 1,
+            params=optax.apply_updates(state.params, updates),
+            batch_stats=batch_stats,
+            opt_state=opt_state,
+        )
+        metrics = StepMetrics(loss, correct(logits, y).mean(), current_lr(opt_state))
+        return new_state, metrics
+
+    return train_step
+
+
+def lbfgs_objective(model: nn.Module, params, x, y, weight_decay: float):
+    """Mean cross-entropy + L2 of a deterministic model, with (data loss, logits) as aux."""
+    logits = model.apply({"params": params}, x, train=False)
+    data_loss = cross_entropy(logits, y).mean()
+    return data_loss + l2_penalty(params, weight_decay), (data_loss, logits)
+
+
+def make_lbfgs_step(
+    model: nn.Module, tx: optax.GradientTransformation, weight_decay: float
+) -> TrainStep:
+    """A full-batch L-BFGS iteration; its line search re-evaluates the objective.
+
+    The model must be deterministic (no dropout, no BatchNorm): config checks ensure it.
+    """
+
+    def train_step(state: TrainState, x: jax.Array, y: jax.Array):
+        def value_fn(params):
+            return lbfgs_objective(model, params, x, y, weight_decay)[0]
+
+        (value, (data_loss, logits)), grads = jax.value_and_grad(
+            lbfgs_objective, argnums=1, has_aux=True
+        )(model, state.params, x, y, weight_decay)
+        updates, opt_state = tx.update(
+            grads, state.opt_state, state.params, value=value, grad=grads, value_fn=value_fn
+        )
+        new_state = state.replace(
+            step=state.step + 1,
+            params=optax.apply_updates(state.params, updates),
+            opt_state=opt_state,
+        )
+        return new_state, StepMetrics(data_loss, correct(logits, y).mean(), current_lr(opt_state))
+
+    return train_step
+
+
+__all__ = ["StepMetrics", "TrainStep", "lbfgs_objective", "make_lbfgs_step", "make_train_step"]

@@ -51,8 +51,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lrbench: error: unknown command {command!r} (allowed: {', '.join(COMMANDS)})",
               file=sys.stderr)
         return 2
+    from lrbench.errors import BadInputExit
+
     try:
         return COMMANDS[command](args)
+    except BadInputExit as exit_:
+        print(f"lrbench: error: {exit_.error}", file=sys.stderr)
+        return 2
     except Exception as error:  # only known input errors are turned into a line
         from lrbench.input_errors import describe
 

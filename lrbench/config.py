@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, fields
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
@@ -419,9 +419,10 @@ def allowed_keys(schema: type) -> list[str]:
     return [f.name for f in fields(schema)]
 
 
-def as_plain_dict(run_config: Any) -> dict:
-    """The config as plain Python values (enums as their names), for config.yaml."""
-    return OmegaConf.to_container(OmegaConf.structured(run_config), enum_to_str=True)
+def resolved_dict(cfg: DictConfig) -> dict:
+    """The composed config, resolved, as plain values for config.yaml (keys added with
+    ``+key=value`` included: they label runs for ``compare``)."""
+    return OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
 
 
 def check_combination(cfg: Config) -> None:

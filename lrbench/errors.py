@@ -1,9 +1,18 @@
-"""The one error type the CLI turns into a one-line message and exit code 2."""
+"""Bad user input: the CLI turns these into a one-line message and exit code 2."""
 
 
 class ConfigError(ValueError):
-    """Bad user input: the message names the key, the bad value and what is allowed."""
+    """The message names the key, the bad value and what is allowed."""
 
     def __init__(self, key: str, value: object, allowed: str):
         self.key, self.value, self.allowed = key, value, allowed
-        super().__init__(f"{key}={value!r}: {allowed}")
+        super().__init__(f"{key}={value}: {allowed}")
+
+
+class BadInputExit(SystemExit):
+    """Carries a ConfigError out of a Hydra job, whose runner reports (on stderr, with the
+    job's overrides) and swallows every ``Exception`` but lets ``SystemExit`` through."""
+
+    def __init__(self, error: ConfigError):
+        super().__init__(2)
+        self.error = error

@@ -47,7 +47,7 @@ def _missing_option(error: MissingConfigException) -> str:
     group, _, option = str(missing).rpartition("/")
     options = getattr(error, "options", None)
     if group and options:
-        return f"{group}={option}: unknown option (allowed: {', '.join(sorted(options))})"
+        return f"{group}={option}: unknown option (allowed: {', '.join(sorted(o for o in options if not o.endswith('_schema')))})"
     return _first_line(error)
 
 

@@ -10,8 +10,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from lrbench.config import register_schemas, to_run_config
-from lrbench.errors import ConfigError
+from lrbench.config import register_schemas, resolved_dict, to_run_config
+from lrbench.errors import BadInputExit, ConfigError
 from lrbench.paths import conf_dir
 
 register_schemas()
@@ -26,10 +26,10 @@ def train(cfg: DictConfig) -> float | None:
     out_dir = Path(hydra_cfg.runtime.output_dir)
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     try:
-        summary = run(to_run_config(cfg), out_dir, quiet=multirun)
-    except ConfigError:
+        summary = run(to_run_config(cfg), resolved_dict(cfg), out_dir, quiet=multirun)
+    except ConfigError as error:
         _remove_unused(out_dir)
-        raise
+        raise BadInputExit(error) from error
     if not multirun:
         print(_one_line(out_dir, summary))
     return summary["best"]["val_accuracy"]

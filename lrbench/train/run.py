@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lrbench import data, models, optim
-from lrbench.config import CNNConfig, Config, Device, DType, as_plain_dict, check_combination
+from lrbench.config import CNNConfig, Config, Device, DType, check_combination
 from lrbench.errors import ConfigError
 from lrbench.runs import RunDir
 from lrbench.train.evaluate import Evaluator, pad_split
@@ -48,8 +48,11 @@ def select_device(device: Device) -> jax.Device:
         ) from None
 
 
-def run(cfg: Config, out_dir: Path, quiet: bool = False) -> dict:
-    """Validate everything, then train and write the run directory; return the summary."""
+def run(cfg: Config, config_record: dict, out_dir: Path, quiet: bool = False) -> dict:
+    """Validate everything, then train and write the run directory; return the summary.
+
+    ``config_record`` is what config.yaml records (the resolved config as plain values).
+    """
     check_combination(cfg)
     device = select_device(cfg.device)
     with precision(cfg.train.dtype) as dtype, jax.default_device(device):
@@ -61,7 +64,7 @@ def run(cfg: Config, out_dir: Path, quiet: bool = False) -> dict:
         model = models.build(cfg.model, dataset.spec, dtype)
         # Everything is validated: only now does the run directory get files of ours.
         run_dir = RunDir(out_dir)
-        run_dir.write_config(as_plain_dict(cfg))
+        run_dir.write_config(config_record)
         try:
             summary = _train(cfg, dataset, plan, model, tx, dtype, device, run_dir, quiet)
         except Exception as error:

@@ -1,0 +1,39 @@
+"""Shared helpers: run the real CLI in a subprocess, compose the real Hydra configs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from lrbench.config import Config, register_schemas, to_run_config
+from lrbench.paths import conf_dir
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None):
+    """``lrbench <args>`` as a user runs it; returns the CompletedProcess (text output)."""
+    return subprocess.run(
+        [sys.executable, "-m", "lrbench.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def compose_config(*overrides: str) -> Config:
+    """The typed config ``lrbench train <overrides>`` would run."""
+    register_schemas()
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+        return to_run_config(compose("config", overrides=list(overrides)))
+
+
+@pytest.fixture
+def cli():
+    return run_cli

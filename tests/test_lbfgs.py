@@ -1,0 +1,226 @@
+"""Full-batch L-BFGS on L2-regularized softmax regression over digits (experiment=lbfgs_softmax).
+
+The problem is strictly convex, so its optimum is unique: lrbench's L-BFGS (optax, zoom line
+search) must reach the objective value that scipy's L-BFGS-B reaches on the same objective
+written independently in numpy float64.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.optimize
+from hydra import compose, initialize_config_dir
+
+from lrbench import data, models, optim
+from lrbench.config import (
+    Config,
+    check_combination,
+    register_schemas,
+    resolved_dict,
+    to_run_config,
+)
+from lrbench.errors import ConfigError
+from lrbench.paths import conf_dir
+from lrbench.runs import read_metrics, read_summary
+from lrbench.train.run import run
+from lrbench.train.state import create_state
+from lrbench.train.step import lbfgs_objective, make_lbfgs_step
+
+PRESET = ["experiment=lbfgs_softmax", "train.dtype=float64"]
+
+
+def compose_configs(*overrides: str) -> tuple[Config, dict]:
+    """The typed config ``lrbench train <overrides>`` runs, and what its config.yaml records."""
+    register_schemas()
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+        composed = compose("config", overrides=list(overrides))
+    return to_run_config(composed), resolved_dict(composed)
+
+
+def make_config(*overrides: str) -> Config:
+    return compose_configs(*overrides)[0]
+
+
+def run_training(overrides: list[str], out_dir) -> dict:
+    """lrbench.train.run.run on the composed config; returns its summary."""
+    cfg, record = compose_configs(*overrides)
+    return run(cfg, record, out_dir, quiet=True)
+
+
+@pytest.fixture
+def x64():
+    """Switch JAX to 64-bit for one test, and back to what it was after."""
+    previous = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", True)
+    try:
+        yield
+    finally:
+        jax.config.update("jax_enable_x64", previous)
+
+
+# ------------------------------------------------------------------ the reference in numpy
+def unpack(theta: np.ndarray, n_features: int, n_classes: int):
+    w = theta[: n_features * n_classes].reshape(n_features, n_classes)
+    return w, theta[n_features * n_classes :]
+
+
+def softmax_objective(theta: np.ndarray, x: np.ndarray, y: np.ndarray, weight_decay: float):
+    """(mean softmax cross-entropy + 0.5 * wd * (||W||^2 + ||b||^2), its gradient, data loss)."""
+    n, n_features = x.shape
+    n_classes = int(y.max()) + 1
+    w, b = unpack(theta, n_features, n_classes)
+    z = x @ w + b
+    z = z - z.max(axis=1, keepdims=True)
+    log_norm = np.log(np.exp(z).sum(axis=1))
+    data_loss = np.mean(log_norm - z[np.arange(n), y])
+    dz = np.exp(z - log_norm[:, None])
+    dz[np.arange(n), y] -= 1.0
+    dz /= n
+    grad = np.concatenate([(x.T @ dz).ravel(), dz.sum(axis=0)]) + weight_decay * theta
+    return data_loss + 0.5 * weight_decay * (theta @ theta), grad, data_loss
+
+
+@pytest.fixture(scope="module")
+def problem():
+    """The preset's config, its train split in float64, and scipy's optimum."""
+    cfg = make_config(*PRESET)
+    assert cfg.model.name == "linear" and cfg.optimizer.name == "lbfgs"
+    assert cfg.optimizer.weight_decay == pytest.approx(1e-3)
+    dataset = data.load(cfg.dataset)
+    x = dataset.x_train.astype(np.float64)
+    y = dataset.y_train.astype(np.int64)
+    wd = cfg.optimizer.weight_decay
+    n_params = x.shape[1] * 10 + 10
+    result = scipy.optimize.minimize(
+        lambda t: softmax_objective(t, x, y, wd)[:2],
+        np.zeros(n_params),
+        jac=True,
+        method="L-BFGS-B",
+        options={"maxiter": 5000, "ftol": 1e-15, "gtol": 1e-10},
+    )
+    assert result.success, result.message
+    value, _, data_loss = softmax_objective(result.x, x, y, wd)
+    return {"cfg": cfg, "x": x, "y": y, "optimum": value, "optimum_data_loss": data_loss}
+
+
+def lrbench_theta(params) -> np.ndarray:
+    """lrbench's linear-model params in the reference's layout (W row-major, then b)."""
+    dense = params["Dense_0"]
+    kernel, bias = np.asarray(dense["kernel"]), np.asarray(dense["bias"])
+    return np.concatenate([kernel.ravel(), bias])
+
+
+def train_lbfgs(cfg: Config, iterations: int, seed: int = 0):
+    """Drive lrbench's pieces as run() does: load, build, create_state, jit the L-BFGS step."""
+    dataset = data.load(cfg.dataset)
+    model = models.build(cfg.model, dataset.spec, jnp.float64)
+    multiplier = optim.build_multiplier(cfg.schedule, iterations, 1)
+    tx = optim.build(cfg.optimizer, multiplier, jnp.float64)
+    state = create_state(model, tx, dataset.spec.input_shape, jax.random.key(seed), jnp.float64)
+    step = jax.jit(make_lbfgs_step(model, tx, cfg.optimizer.weight_decay))
+    x = jnp.asarray(dataset.x_train, jnp.float64)
+    y = jnp.asarray(dataset.y_train)
+    start_value = float(lbfgs_objective(model, state.params, x, y, cfg.optimizer.weight_decay)[0])
+    lrs = []
+    for _ in range(iterations):
+        state, metrics = step(state, x, y)
+        lrs.append(float(metrics.lr))
+    return model, state, x, y, lrs, start_value
+
+
+# ------------------------------------------------------------------------------- the tests
+def test_lbfgs_reaches_scipy_lbfgsb_optimum_of_l2_softmax_regression(problem, x64):
+    cfg = problem["cfg"]
+    wd = cfg.optimizer.weight_decay
+    model, state, x, y, _, start_value = train_lbfgs(cfg, iterations=cfg.train.epochs)
+    assert jax.tree.leaves(state.params)[0].dtype == jnp.float64
+    theta = lrbench_theta(state.params)
+    assert theta.shape == (650,)
+
+    # lrbench's objective is the reference objective (cross-entropy + L2 on W *and* b) ...
+    value, (data_loss, _) = lbfgs_objective(model, state.params, x, y, wd)
+    reference, _, reference_data_loss = softmax_objective(theta, problem["x"], problem["y"], wd)
+    assert float(value) == pytest.approx(reference, rel=1e-12)
+    assert float(data_loss) == pytest.approx(reference_data_loss, rel=1e-12)
+    # ... and L-BFGS minimized it to scipy's optimum.
+    assert reference == pytest.approx(problem["optimum"], rel=1e-6)
+    assert reference >= problem["optimum"] * (1 - 1e-9)  # nobody goes below the optimum
+    # The starting point was far from it: convergence, not a lucky initialization.
+    assert start_value > 2 * problem["optimum"]
+
+
+def test_lbfgs_run_completes_and_its_final_train_loss_is_scipys_optimal_data_loss(
+    problem, tmp_path
+):
+    cfg = problem["cfg"]
+    x64_before = jax.config.jax_enable_x64
+    summary = run_training(PRESET, tmp_path)
+
+    assert jax.config.jax_enable_x64 == x64_before  # run() restores the precision it switched
+    assert summary["status"] == "completed"
+    assert summary["loop"] == "full_batch"
+    assert summary["steps"] == cfg.train.epochs  # one full-batch L-BFGS iteration per epoch
+    assert summary["n_params"] == 64 * 10 + 10
+    assert summary["n_train"] == len(problem["y"])
+    # train_loss is the mean cross-entropy (the data part, without L2) of the last iteration.
+    final_loss = summary["final"]["train_loss"]
+    assert final_loss == pytest.approx(problem["optimum_data_loss"], rel=1e-6)
+    assert summary["final"]["val_accuracy"] > 0.93
+
+    written = read_summary(tmp_path)
+    assert written["status"] == "completed"
+    assert written["final"]["train_loss"] == pytest.approx(final_loss, rel=1e-12)
+    rows = read_metrics(tmp_path)
+    assert len(rows) == cfg.train.epochs  # log_every=1
+    assert rows[-1]["train_loss"] == pytest.approx(final_loss, rel=1e-12)
+    losses = [row["train_loss"] for row in rows]
+    assert losses[-1] < 0.2 * losses[0]  # it trained from a poor start
+
+
+def test_lbfgs_line_search_tries_the_unit_step_near_the_optimum(problem, x64):
+    """Quasi-Newton steps have natural length 1 (optax.lbfgs and PyTorch's strong-Wolfe LBFGS
+    start every line search at 1); near the optimum of a smooth convex problem the unit step
+    satisfies the Wolfe conditions and is taken, which gives L-BFGS its superlinear rate."""
+    _, _, _, _, lrs, _ = train_lbfgs(problem["cfg"], iterations=60)
+    assert lrs[-10:] == [1.0] * 10, f"accepted step sizes of the last iterations: {lrs[-10:]}"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key"),
+    [
+        (["model=mlp", "model.dropout=0.1"], "model.dropout"),
+        (["model=mlp", "model.batch_norm=true"], "model.batch_norm"),
+        (["model=cnn", "model.batch_norm=true"], "model.batch_norm"),
+        (["schedule=cosine"], "schedule"),
+        (["schedule=warmup_cosine"], "schedule"),
+        (["optimizer.grad_clip_norm=1.0"], "optimizer.grad_clip_norm"),
+    ],
+)
+def test_lbfgs_rejects_a_nondeterministic_or_scheduled_objective_naming_the_key(
+    overrides, key, tmp_path
+):
+    cfg, record = compose_configs(*PRESET, *overrides)
+    with pytest.raises(ConfigError) as error:
+        check_combination(cfg)
+    assert error.value.key == key
+    assert str(error.value).startswith(f"{key}=")
+    # run() refuses it before it writes anything.
+    out = tmp_path / "run"
+    with pytest.raises(ConfigError) as error:
+        run(cfg, record, out, quiet=True)
+    assert error.value.key == key
+    assert not out.exists() or not any(out.iterdir())
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["model=mlp", "model.dropout=0.0", "model.batch_norm=false"],
+        ["optimizer=adam", "model=mlp", "model.dropout=0.1", "schedule=cosine"],
+    ],
+)
+def test_deterministic_lbfgs_or_any_other_optimizer_passes_the_combination_check(overrides):
+    check_combination(make_config(*PRESET, *overrides))

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import scipy.optimize
 from hydra import compose, initialize_config_dir
+from threadpoolctl import threadpool_limits
 
 from lrbench import data, models, optim
 from lrbench.config import (
@@ -50,17 +51,6 @@ def run_training(overrides: list[str], out_dir) -> dict:
     return run(cfg, record, out_dir, quiet=True)
 
 
-@pytest.fixture
-def x64():
-    """Switch JAX to 64-bit for one test, and back to what it was after."""
-    previous = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    try:
-        yield
-    finally:
-        jax.config.update("jax_enable_x64", previous)
-
-
 # ------------------------------------------------------------------ the reference in numpy
 def unpack(theta: np.ndarray, n_features: int, n_classes: int):
     w = theta[: n_features * n_classes].reshape(n_features, n_classes)
@@ -93,16 +83,18 @@ def problem():
     x = dataset.x_train.astype(np.float64)
     y = dataset.y_train.astype(np.int64)
     wd = cfg.optimizer.weight_decay
-    n_params = x.shape[1] * 10 + 10
-    result = scipy.optimize.minimize(
-        lambda t: softmax_objective(t, x, y, wd)[:2],
-        np.zeros(n_params),
-        jac=True,
-        method="L-BFGS-B",
-        options={"maxiter": 5000, "ftol": 1e-15, "gtol": 1e-10},
-    )
+    # One BLAS thread: OpenBLAS threads contend with XLA's on 2 cores (100x slower).
+    with threadpool_limits(limits=1, user_api="blas"):
+        result = scipy.optimize.minimize(
+            lambda t: softmax_objective(t, x, y, wd)[:2],
+            np.zeros(x.shape[1] * 10 + 10),
+            jac=True,
+            method="L-BFGS-B",
+            options={"maxiter": 5000, "ftol": 1e-15, "gtol": 1e-10},
+        )
     assert result.success, result.message
-    value, _, data_loss = softmax_objective(result.x, x, y, wd)
+    value, gradient, data_loss = softmax_objective(result.x, x, y, wd)
+    assert np.abs(gradient).max() < 1e-6  # scipy's point is a stationary point: the optimum
     return {"cfg": cfg, "x": x, "y": y, "optimum": value, "optimum_data_loss": data_loss}
 
 
@@ -113,43 +105,63 @@ def lrbench_theta(params) -> np.ndarray:
     return np.concatenate([kernel.ravel(), bias])
 
 
-def train_lbfgs(cfg: Config, iterations: int, seed: int = 0):
-    """Drive lrbench's pieces as run() does: load, build, create_state, jit the L-BFGS step."""
-    dataset = data.load(cfg.dataset)
-    model = models.build(cfg.model, dataset.spec, jnp.float64)
-    multiplier = optim.build_multiplier(cfg.schedule, iterations, 1)
-    tx = optim.build(cfg.optimizer, multiplier, jnp.float64)
-    state = create_state(model, tx, dataset.spec.input_shape, jax.random.key(seed), jnp.float64)
-    step = jax.jit(make_lbfgs_step(model, tx, cfg.optimizer.weight_decay))
-    x = jnp.asarray(dataset.x_train, jnp.float64)
-    y = jnp.asarray(dataset.y_train)
-    start_value = float(lbfgs_objective(model, state.params, x, y, cfg.optimizer.weight_decay)[0])
-    lrs = []
-    for _ in range(iterations):
-        state, metrics = step(state, x, y)
-        lrs.append(float(metrics.lr))
-    return model, state, x, y, lrs, start_value
+@pytest.fixture(scope="module")
+def trained(problem):
+    """Drive lrbench's pieces as run() does (data.load, models.build, optim.build,
+    create_state, jit(make_lbfgs_step)) for the preset's iterations, in float64."""
+    cfg = problem["cfg"]
+    wd = cfg.optimizer.weight_decay
+    iterations = cfg.train.epochs
+    previous = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", True)
+    try:
+        dataset = data.load(cfg.dataset)
+        model = models.build(cfg.model, dataset.spec, jnp.float64)
+        multiplier = optim.build_multiplier(cfg.schedule, iterations, 1)
+        tx = optim.build(cfg.optimizer, multiplier, jnp.float64)
+        key = jax.random.key(cfg.seed)
+        state = create_state(model, tx, dataset.spec.input_shape, key, jnp.float64)
+        step = jax.jit(make_lbfgs_step(model, tx, wd))
+        x = jnp.asarray(dataset.x_train, jnp.float64)
+        y = jnp.asarray(dataset.y_train)
+        start_value = float(lbfgs_objective(model, state.params, x, y, wd)[0])
+        lrs = []
+        for _ in range(iterations):
+            state, metrics = step(state, x, y)
+            lrs.append(float(metrics.lr))
+        value, (data_loss, _) = lbfgs_objective(model, state.params, x, y, wd)
+        return {
+            "dtypes": {str(p.dtype) for p in jax.tree.leaves(state.params)},
+            "theta": lrbench_theta(state.params),
+            "value": float(value),
+            "data_loss": float(data_loss),
+            "start_value": start_value,
+            "lrs": lrs,
+        }
+    finally:
+        jax.config.update("jax_enable_x64", previous)
 
 
 # ------------------------------------------------------------------------------- the tests
-def test_lbfgs_reaches_scipy_lbfgsb_optimum_of_l2_softmax_regression(problem, x64):
-    cfg = problem["cfg"]
-    wd = cfg.optimizer.weight_decay
-    model, state, x, y, _, start_value = train_lbfgs(cfg, iterations=cfg.train.epochs)
-    assert jax.tree.leaves(state.params)[0].dtype == jnp.float64
-    theta = lrbench_theta(state.params)
-    assert theta.shape == (650,)
+def test_lbfgs_objective_is_mean_cross_entropy_plus_l2_on_weights_and_bias(problem, trained):
+    wd = problem["cfg"].optimizer.weight_decay
+    reference, _, reference_data_loss = softmax_objective(
+        trained["theta"], problem["x"], problem["y"], wd
+    )
+    assert trained["value"] == pytest.approx(reference, rel=1e-12)
+    assert trained["data_loss"] == pytest.approx(reference_data_loss, rel=1e-12)
 
-    # lrbench's objective is the reference objective (cross-entropy + L2 on W *and* b) ...
-    value, (data_loss, _) = lbfgs_objective(model, state.params, x, y, wd)
-    reference, _, reference_data_loss = softmax_objective(theta, problem["x"], problem["y"], wd)
-    assert float(value) == pytest.approx(reference, rel=1e-12)
-    assert float(data_loss) == pytest.approx(reference_data_loss, rel=1e-12)
-    # ... and L-BFGS minimized it to scipy's optimum.
-    assert reference == pytest.approx(problem["optimum"], rel=1e-6)
-    assert reference >= problem["optimum"] * (1 - 1e-9)  # nobody goes below the optimum
+
+def test_lbfgs_reaches_scipy_lbfgsb_optimum_of_l2_softmax_regression(problem, trained):
+    assert trained["dtypes"] == {"float64"}
+    assert trained["theta"].shape == (64 * 10 + 10,)
+    wd = problem["cfg"].optimizer.weight_decay
+    # The objective written in numpy, at lrbench's final params, is scipy's optimum.
+    reached, _, _ = softmax_objective(trained["theta"], problem["x"], problem["y"], wd)
+    assert reached == pytest.approx(problem["optimum"], rel=1e-6)
+    assert reached >= problem["optimum"] * (1 - 1e-9)  # nobody goes below the optimum
     # The starting point was far from it: convergence, not a lucky initialization.
-    assert start_value > 2 * problem["optimum"]
+    assert trained["start_value"] > 2 * problem["optimum"]
 
 
 def test_lbfgs_run_completes_and_its_final_train_loss_is_scipys_optimal_data_loss(
@@ -176,16 +188,16 @@ def test_lbfgs_run_completes_and_its_final_train_loss_is_scipys_optimal_data_los
     rows = read_metrics(tmp_path)
     assert len(rows) == cfg.train.epochs  # log_every=1
     assert rows[-1]["train_loss"] == pytest.approx(final_loss, rel=1e-12)
-    losses = [row["train_loss"] for row in rows]
-    assert losses[-1] < 0.2 * losses[0]  # it trained from a poor start
+    assert rows[-1]["train_loss"] < 0.2 * rows[0]["train_loss"]  # it trained from a poor start
 
 
-def test_lbfgs_line_search_tries_the_unit_step_near_the_optimum(problem, x64):
-    """Quasi-Newton steps have natural length 1 (optax.lbfgs and PyTorch's strong-Wolfe LBFGS
-    start every line search at 1); near the optimum of a smooth convex problem the unit step
-    satisfies the Wolfe conditions and is taken, which gives L-BFGS its superlinear rate."""
-    _, _, _, _, lrs, _ = train_lbfgs(problem["cfg"], iterations=60)
-    assert lrs[-10:] == [1.0] * 10, f"accepted step sizes of the last iterations: {lrs[-10:]}"
+def test_lbfgs_line_search_takes_the_unit_step_near_the_optimum(trained):
+    """Quasi-Newton steps have natural length 1: optax.lbfgs (initial_guess_strategy='one')
+    and PyTorch's strong-Wolfe LBFGS start every line search at 1. Near the optimum of a
+    smooth convex problem the unit step satisfies the Wolfe conditions and is taken, which
+    gives L-BFGS its superlinear rate."""
+    last = trained["lrs"][-10:]
+    assert last == [1.0] * 10, f"accepted step sizes of the last 10 iterations: {last}"
 
 
 @pytest.mark.parametrize(

@@ -128,7 +128,7 @@ BAD_INPUTS = [
     (["model.activation=swishy"], "model.activation: Invalid value 'swishy', expected one of"),
     (["model=cnn", "dataset=breast_cancer"], "model=cnn: needs an image dataset"),
     (["optimizer.b1=1.0"], "optimizer.b1=1.0: must be in [0, 1)"),
-    (["schedule=step", "schedule.boundaries=[1.5]"], "schedule.boundaries=[1.5]: increasing"),
+    (["schedule=step", "schedule.boundaries=[1.5]"], "schedule.boundaries=[1.5]: strictly increasing"),
     (["device=tpu"], "device=tpu: not available here"),
 ]
 

@@ -216,13 +216,27 @@ def _adam(name="adam", weight_decay=0.0):
 
 def _rmsprop(eps_in_sqrt=True, centered=False, momentum=0.0, weight_decay=0.0):
     # eps = 0.1 so that eps inside vs outside the sqrt changes the step clearly.
-    return RMSpropConfig(name="rmsprop", lr=0.02, weight_decay=weight_decay, decay=0.9, eps=0.1,
-                         eps_in_sqrt=eps_in_sqrt, centered=centered, momentum=momentum)
+    return RMSpropConfig(
+        name="rmsprop",
+        lr=0.02,
+        weight_decay=weight_decay,
+        decay=0.9,
+        eps=0.1,
+        eps_in_sqrt=eps_in_sqrt,
+        centered=centered,
+        momentum=momentum,
+    )
 
 
 def _momentum(nesterov, weight_decay=0.0, grad_clip_norm=None):
-    return MomentumConfig(name="momentum", lr=0.05, weight_decay=weight_decay, momentum=0.9,
-                          nesterov=nesterov, grad_clip_norm=grad_clip_norm)
+    return MomentumConfig(
+        name="momentum",
+        lr=0.05,
+        weight_decay=weight_decay,
+        momentum=0.9,
+        nesterov=nesterov,
+        grad_clip_norm=grad_clip_norm,
+    )
 
 
 CASES = {
@@ -241,10 +255,12 @@ CASES = {
     "rmsprop_centered_eps_outside_sqrt": _rmsprop(eps_in_sqrt=False, centered=True),
     "rmsprop_momentum": _rmsprop(momentum=0.8),
     "rmsprop_centered_momentum_l2": _rmsprop(centered=True, momentum=0.8, weight_decay=0.2),
-    "adagrad": AdagradConfig(name="adagrad", lr=0.2, weight_decay=0.0,
-                             initial_accumulator_value=0.1, eps=0.05),
-    "adagrad_l2_zero_init": AdagradConfig(name="adagrad", lr=0.2, weight_decay=0.2,
-                                          initial_accumulator_value=0.0, eps=1e-10),
+    "adagrad": AdagradConfig(
+        name="adagrad", lr=0.2, weight_decay=0.0, initial_accumulator_value=0.1, eps=0.05
+    ),
+    "adagrad_l2_zero_init": AdagradConfig(
+        name="adagrad", lr=0.2, weight_decay=0.2, initial_accumulator_value=0.0, eps=1e-10
+    ),
 }
 
 
@@ -257,8 +273,13 @@ def test_optimizer_matches_reference_formula(x64, cfg):
     np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
 
 
-FLOAT32_CASES = ["momentum_nesterov_l2", "adam_l2", "adamw_decoupled",
-                 "rmsprop_centered_momentum_l2", "adagrad"]
+FLOAT32_CASES = [
+    "momentum_nesterov_l2",
+    "adam_l2",
+    "adamw_decoupled",
+    "rmsprop_centered_momentum_l2",
+    "adagrad",
+]
 
 
 @pytest.mark.parametrize("case", FLOAT32_CASES)
@@ -273,8 +294,7 @@ def test_float32_optimizer_matches_reference_to_float32_precision(case):
 
 CLIP_CASES = {
     "sgd_l2_clipped": replace(CASES["sgd_l2"], grad_clip_norm=6.0),
-    "momentum_nesterov_l2_clipped": _momentum(nesterov=True, weight_decay=0.2,
-                                              grad_clip_norm=6.0),
+    "momentum_nesterov_l2_clipped": _momentum(nesterov=True, weight_decay=0.2, grad_clip_norm=6.0),
 }
 
 

@@ -27,7 +27,7 @@ from lrbench.config import (
     WarmupCosineConfig,
 )
 from lrbench.errors import ConfigError
-from lrbench.optim import build_multiplier
+from lrbench.optim import build_multiplier, scale_by_scheduled_lr
 
 TOTAL = 100
 PER_EPOCH = 10
@@ -45,10 +45,26 @@ def x64():
 
 
 def evaluate(cfg, total=TOTAL, per_epoch=PER_EPOCH) -> np.ndarray:
-    """lrbench's multiplier at steps 0..total, counts as int32 like the optimizer state."""
+    """lrbench's multiplier at steps 0..total (call under x64). int64 counts, so that this
+    checks the formula at float64 precision; the int32 count the optimizer state really
+    passes is checked by test_float64_run_applies_schedule_at_float64_precision."""
     multiplier = build_multiplier(cfg, total, per_epoch)
-    counts = jnp.arange(total + 1, dtype=jnp.int32)
+    counts = jnp.arange(total + 1, dtype=jnp.int64)
     return np.asarray(jax.vmap(lambda c: jnp.asarray(multiplier(c), jnp.float64))(counts))
+
+
+def lrs_from_optimizer_state(cfg, total=TOTAL, per_epoch=PER_EPOCH) -> np.ndarray:
+    """ScheduledLRState.lr after each of `total` updates of a float64 run with lr = 1,
+    i.e. the multiplier at counts 0..total-1 exactly as training applies it."""
+    tx = scale_by_scheduled_lr(1.0, build_multiplier(cfg, total, per_epoch), jnp.float64)
+    params = jnp.zeros((), jnp.float64)
+
+    def one_update(state, _):
+        _, state = tx.update(params, state)
+        return state, state.lr
+
+    _, lrs = jax.lax.scan(one_update, tx.init(params), None, length=total)
+    return np.asarray(lrs)
 
 
 def steps(total=TOTAL) -> np.ndarray:
@@ -131,13 +147,18 @@ def _step(boundaries, unit, factor):
 
 
 def _warmup_cosine(warmup, init_factor, end_factor):
-    return WarmupCosineConfig(name="warmup_cosine", warmup=warmup, init_factor=init_factor,
-                              end_factor=end_factor)
+    return WarmupCosineConfig(
+        name="warmup_cosine", warmup=warmup, init_factor=init_factor, end_factor=end_factor
+    )
 
 
 def _one_cycle(pct_start, div_factor, final_div_factor):
-    return OneCycleConfig(name="one_cycle", pct_start=pct_start, div_factor=div_factor,
-                          final_div_factor=final_div_factor)
+    return OneCycleConfig(
+        name="one_cycle",
+        pct_start=pct_start,
+        div_factor=div_factor,
+        final_div_factor=final_div_factor,
+    )
 
 
 CASES = {
@@ -156,8 +177,7 @@ CASES = {
     "linear_to_zero": LinearScheduleConfig(name="linear", end_factor=0.0),
     "linear_to_end_factor": LinearScheduleConfig(name="linear", end_factor=0.25),
     "polynomial_square": PolynomialConfig(name="polynomial", power=2.0, end_factor=0.0),
-    "polynomial_sqrt_to_end_factor": PolynomialConfig(name="polynomial", power=0.5,
-                                                      end_factor=0.1),
+    "polynomial_sqrt_to_end_factor": PolynomialConfig(name="polynomial", power=0.5, end_factor=0.1),
     "one_cycle_default": _one_cycle(0.3, 25.0, 1e4),
     "one_cycle_short_warmup": _one_cycle(0.15, 10.0, 100.0),
     # 0.29 * 100 == 28.999999999999996 in binary: the peak still belongs at step 29.
@@ -169,6 +189,28 @@ CASES = {
 def test_schedule_matches_reference_formula(x64, cfg):
     expected = REFERENCES[cfg.name](cfg, steps(), TOTAL, PER_EPOCH)
     np.testing.assert_allclose(evaluate(cfg), expected, rtol=1e-10, atol=1e-12)
+
+
+PRECISION_CASES = [
+    "step_fraction",
+    "exponential_smooth",
+    "cosine_to_end_factor",
+    "warmup_cosine_factors",
+    "linear_to_end_factor",
+    "polynomial_sqrt_to_end_factor",
+    "one_cycle_default",
+]
+
+
+@pytest.mark.parametrize("case", PRECISION_CASES)
+def test_float64_run_applies_schedule_at_float64_precision(x64, case):
+    """train.dtype=float64 (x64 on, hyperparameters float64) must not compute the LR
+    multiplier in float32: the LR in the state matches the formula to 1e-12."""
+    cfg = CASES[case]
+    got = lrs_from_optimizer_state(cfg)
+    expected = REFERENCES[cfg.name](cfg, steps(TOTAL - 1), TOTAL, PER_EPOCH)
+    assert got.dtype == np.float64
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-15)
 
 
 def test_exponential_staircase_counts_whole_epochs_when_epochs_do_not_divide_steps(x64):
@@ -224,9 +266,7 @@ BAD_BOUNDARIES = {
 }
 
 
-@pytest.mark.parametrize(
-    ("boundaries", "unit"), BAD_BOUNDARIES.values(), ids=BAD_BOUNDARIES.keys()
-)
+@pytest.mark.parametrize(("boundaries", "unit"), BAD_BOUNDARIES.values(), ids=BAD_BOUNDARIES.keys())
 def test_step_boundaries_outside_training_or_decreasing_raise_config_error(boundaries, unit):
     with pytest.raises(ConfigError, match=r"^schedule\.boundaries=") as excinfo:
         build_multiplier(_step(boundaries, unit, 0.1), TOTAL, PER_EPOCH)

@@ -35,7 +35,10 @@ def scale_by_scheduled_lr(
 
     def update(updates, state: ScheduledLRState, params=None):
         del params
-        lr = (state.base_lr * multiplier(state.count)).astype(state.base_lr.dtype)
+        # The count in the LR's precision: optax divides it by Python ints, which JAX does in
+        # float32 for an int32 count even in float64 runs.
+        step = state.count.astype(state.base_lr.dtype)
+        lr = (state.base_lr * multiplier(step)).astype(state.base_lr.dtype)
         updates = jax.tree.map(lambda u: (lr * u).astype(u.dtype), updates)
         return updates, ScheduledLRState(count=state.count + 1, base_lr=state.base_lr, lr=lr)
 

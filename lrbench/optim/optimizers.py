@@ -54,11 +54,12 @@ def _lion(weight_decay, b1, b2):
 
 
 def _rmsprop(weight_decay, decay, eps, eps_in_sqrt, centered, momentum):
-    # momentum=0 means none (optax's None), as in PyTorch.
+    # momentum is always a trace (an array in the state, so sweepable): at 0 it is the
+    # identity, as PyTorch's momentum=0.
     return _with_l2(
         weight_decay,
         optax.rmsprop(1.0, decay=decay, eps=eps, eps_in_sqrt=eps_in_sqrt, centered=centered,
-                      momentum=momentum if momentum > 0 else None),
+                      momentum=momentum),
     )
 
 

@@ -35,11 +35,12 @@ def _step(cfg: StepConfig, total_steps: int, steps_per_epoch: int) -> optax.Sche
         BoundaryUnit.step: 1,
     }[cfg.unit]
     steps = [round(b * per_unit) for b in cfg.boundaries]
-    if any(not 0 < s < total_steps for s in steps) or steps != sorted(steps):
+    if any(not 0 < s < total_steps for s in steps) or any(b <= a for a, b in zip(steps, steps[1:])):
         raise ConfigError(
             "schedule.boundaries",
             list(cfg.boundaries),
-            f"increasing positions inside training (in {cfg.unit.value}s, steps 1..{total_steps - 1})",
+            f"strictly increasing positions inside training "
+            f"(in {cfg.unit.value}s, steps 1..{total_steps - 1})",
         )
     return optax.piecewise_constant_schedule(1.0, {s: cfg.factor for s in steps})
 
@@ -74,8 +75,13 @@ def _polynomial(cfg: PolynomialConfig, total_steps: int, steps_per_epoch: int):
 
 
 def _one_cycle(cfg: OneCycleConfig, total_steps: int, steps_per_epoch: int):
-    return optax.cosine_onecycle_schedule(
-        total_steps, 1.0, cfg.pct_start, cfg.div_factor, cfg.final_div_factor
+    """optax.cosine_onecycle_schedule's formula with the peak step rounded, not truncated
+    (int(0.29 * 100) is 28)."""
+    peak = round(cfg.pct_start * total_steps)
+    return optax.piecewise_interpolate_schedule(
+        "cosine",
+        1.0 / cfg.div_factor,
+        {peak: cfg.div_factor, total_steps: 1.0 / (cfg.div_factor * cfg.final_div_factor)},
     )
 
 

@@ -43,15 +43,18 @@ def pad_split(x: np.ndarray, y: np.ndarray, batch_size: int, dtype) -> Split:
 
 
 class Evaluator(CompileCache):
-    """Mean loss and accuracy with BatchNorm running averages and no dropout."""
+    """Evaluates several splits (val, test) in one compiled program: one dispatch."""
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
-        self._jitted = jax.jit(make_evaluate(model))
+        evaluate = make_evaluate(model)
+        self._jitted = jax.jit(
+            lambda state, splits: {name: evaluate(state, split) for name, split in splits.items()}
+        )
 
-    def __call__(self, state: TrainState, split: Split) -> EvalMetrics:
-        shape = (split.x.shape, split.x.dtype)
-        return self.get(shape, self._jitted, state, split)(state, split)
+    def __call__(self, state: TrainState, splits: dict[str, Split]) -> dict[str, EvalMetrics]:
+        key = tuple((name, split.x.shape, split.x.dtype) for name, split in splits.items())
+        return self.get(key, self._jitted, state, splits)(state, splits)
 
 
 def make_evaluate(model: nn.Module) -> Callable[[TrainState, Split], EvalMetrics]:

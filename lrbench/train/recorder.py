@@ -45,36 +45,39 @@ class Recorder:
     last_eval: dict = field(default_factory=dict)
     best_val_accuracy: Best = field(default_factory=Best)
     best_val_loss: Best = field(default_factory=Best)
-    _window: list = field(default_factory=lambda: [0.0, 0.0, 0])  # loss sum, acc sum, n
     _last_time: float = 0.0
 
     def record_epoch(self, metrics, evaluation: dict | None, elapsed_s: float) -> bool:
-        """Write the epoch's rows; return True when training must stop (a non-finite loss)."""
+        """Write the epoch's rows; return True when training must stop (a non-finite loss).
+
+        Rows end at multiples of log_every and at the epoch's last step, so a row's train
+        loss/accuracy window never spans two epochs.
+
+        Vectorized: the host work per epoch must stay small next to the device's (on two
+        cores, Python time is taken from XLA's threads).
+        """
         loss, accuracy = (np.asarray(m, np.float64) for m in metrics[:2])
         lr = np.asarray(metrics[2])
         bad = np.flatnonzero(~np.isfinite(loss))
         n = len(loss) if bad.size == 0 else int(bad[0]) + 1
         first = self.steps_done
-        rows = []
-        for i in range(n):
-            step = first + i + 1
-            self._window[0] += loss[i]
-            self._window[1] += accuracy[i]
-            self._window[2] += 1
-            if step % self.log_every and i != n - 1:
-                continue
-            loss_sum, acc_sum, count = self._window
-            rows.append({
-                "step": step,
-                "epoch": round(step / self.steps_per_epoch, 6),
+        steps = np.arange(first + 1, first + n + 1)
+        ends = np.flatnonzero((steps % self.log_every == 0) | (np.arange(n) == n - 1))
+        loss_sums = np.diff(np.cumsum(loss[:n])[ends], prepend=0.0)
+        acc_sums = np.diff(np.cumsum(accuracy[:n])[ends], prepend=0.0)
+        counts = np.diff(ends + 1, prepend=0).astype(np.float64)
+        span = elapsed_s - self._last_time
+        rows = [
+            {
+                "step": int(steps[i]),
+                "epoch": round(int(steps[i]) / self.steps_per_epoch, 6),
                 "lr": shortest(lr[i]),
-                "train_loss": loss_sum / count,
-                "train_accuracy": acc_sum / count,
-                "elapsed_s": round(
-                    self._last_time + (elapsed_s - self._last_time) * (i + 1) / len(loss), 6
-                ),
-            })
-            self._window = [0.0, 0.0, 0]
+                "train_loss": float(loss_sum / count),
+                "train_accuracy": float(acc_sum / count),
+                "elapsed_s": round(self._last_time + span * (i + 1) / len(loss), 6),
+            }
+            for i, loss_sum, acc_sum, count in zip(ends, loss_sums, acc_sums, counts)
+        ]
         self.steps_done = first + n
         self._last_time = elapsed_s
         if bad.size:

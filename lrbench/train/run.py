@@ -105,10 +105,7 @@ def _train(cfg: Config, dataset, plan: Plan, model, tx, dtype, device, run_dir, 
     pending = None
     for epoch in range(plan.n_epochs):
         state, metrics = runner(state, epoch, plan.steps_in_epoch(epoch))
-        evaluation = (
-            {name: evaluate(state, split) for name, split in splits.items()}
-            if plan.evaluates_after(epoch) else None
-        )
+        evaluation = evaluate(state, splits) if plan.evaluates_after(epoch) else None
         # Record the previous epoch while the device runs this one.
         if pending is not None and _record(recorder, *pending, loop_start):
             pending = None

@@ -11,9 +11,18 @@ usage: lrbench <command> [args]
 commands:
   train [overrides]   train one configuration (a Hydra app: -m for sweeps, --help for its options)
                       e.g. lrbench train model=cnn dataset=digits optimizer=sgd optimizer.lr=0.1
+  find-lr [overrides] the LR range test of a configuration: lr_find.csv, lr_find.png, suggestions
+                      e.g. lrbench find-lr model=cnn dataset=digits optimizer=adam
   list [group ...]    the models, datasets, optimizers, schedules and experiments available
+  compare PATH...     runs as a table or CSV; --group-by aggregates over seeds, --where filters
+                      e.g. lrbench compare runs/ --group-by optimizer.name,optimizer.lr -o out.csv
+  plot KIND ...       curves | sensitivity | lr (runs) | schedule (overrides): PNG or SVG
+                      e.g. lrbench plot schedule schedule=warmup_cosine train.epochs=30
+  report PATH...      one self-contained HTML page: sorted table, plots, each run's config
+  (each takes --help)
 
-Each run writes runs/<name>/<timestamp>/ (config.yaml, metrics.csv, summary.json, train.log).
+Each run writes runs/<name>/<timestamp>/ (config.yaml, metrics.csv, summary.json, train.log,
+TensorBoard events: tensorboard --logdir runs/).
 """
 
 
@@ -24,6 +33,15 @@ def _train(args: list[str]) -> int:
 
     sys.argv = ["lrbench train", *args]
     train()
+    return 0
+
+
+def _find_lr(args: list[str]) -> int:
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # as for train: bad input becomes one line, exit 2
+    from lrbench.lr_find.app import find_lr
+
+    sys.argv = ["lrbench find-lr", *args]
+    find_lr()
     return 0
 
 
@@ -38,7 +56,32 @@ def _list(args: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"train": _train, "list": _list}
+def _compare(args: list[str]) -> int:
+    from lrbench.analysis.compare import main as compare
+
+    return compare(args)
+
+
+def _plot(args: list[str]) -> int:
+    from lrbench.analysis.plot_cli import main as plot
+
+    return plot(args)
+
+
+def _report(args: list[str]) -> int:
+    from lrbench.analysis.report import main as report
+
+    return report(args)
+
+
+COMMANDS = {
+    "train": _train,
+    "find-lr": _find_lr,
+    "list": _list,
+    "compare": _compare,
+    "plot": _plot,
+    "report": _report,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,7 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[command](args)
     except BadInputExit as exit_:
-        print(f"lrbench: error: {exit_.error}", file=sys.stderr)
+        from lrbench.input_errors import describe
+
+        print(f"lrbench: error: {describe(exit_.error) or exit_.error}", file=sys.stderr)
         return 2
     except Exception as error:  # only known input errors are turned into a line
         from lrbench.input_errors import describe

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, fields
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
@@ -55,6 +55,33 @@ class BoundaryUnit(enum.Enum):
     fraction = "fraction"
     epoch = "epoch"
     step = "step"
+
+
+class MechanizeBase(enum.Enum):
+    """The base optimizers mechanize can wrap (optax's default hyperparameters)."""
+
+    sgd = "sgd"
+    momentum = "momentum"
+    adam = "adam"
+    lion = "lion"
+
+
+class Ramp(enum.Enum):
+    """How the LR range test moves from min_lr to max_lr."""
+
+    exponential = "exponential"
+    linear = "linear"
+
+
+class LRSuggestion(enum.Enum):
+    """The LR range test's rules (fastai's): valley, steepest slope, minimum / 10."""
+
+    valley = "valley"
+    steepest = "steepest"
+    minimum = "minimum"
+
+
+AUTO_LR = "auto"  # optimizer.lr=auto: the LR range test picks the learning rate
 
 
 class _Checked:
@@ -128,6 +155,20 @@ class CNNConfig(ModelConfig):
         self._unit_interval("dropout")
 
 
+@dataclass
+class ResNetConfig(ModelConfig):
+    """CIFAR-style residual net (He et al. 2016, section 4.2): stages of basic blocks."""
+
+    stage_blocks: list[int] = MISSING
+    width: int = MISSING
+    batch_norm: bool = MISSING
+
+    def __post_init__(self) -> None:
+        if not self.stage_blocks or any(b <= 0 for b in self.stage_blocks):
+            self._fail("stage_blocks", "a non-empty list of positive block counts")
+        self._positive("width")
+
+
 # --------------------------------------------------------------------------- datasets
 @dataclass
 class DatasetConfig(_Checked):
@@ -138,9 +179,16 @@ class DatasetConfig(_Checked):
     split_seed: int = MISSING
 
     def __post_init__(self) -> None:
-        self._unit_interval("val_fraction", "test_fraction")
+        for key in ("val_fraction", "test_fraction"):
+            if not 0 < getattr(self, key) < 1:
+                self._fail(key, "must be in (0, 1): every run is validated and tested")
         if self.val_fraction + self.test_fraction >= 1:
             self._fail("test_fraction", "val_fraction + test_fraction must be < 1")
+
+    @property
+    def loader(self) -> str:
+        """The data registry's key for this config."""
+        return self.name
 
 
 @dataclass
@@ -166,20 +214,93 @@ class SklearnConfig(DatasetConfig):
     """digits and breast_cancer: real data shipped inside scikit-learn."""
 
 
+class DataSource(enum.Enum):
+    """Where an image set is read from (README: "Image datasets")."""
+
+    tfds = "tfds"
+    idx = "idx"
+    image_folder = "image_folder"
+
+
+@dataclass
+class AugmentConfig(_Checked):
+    """Training-time augmentation, drawn on device from the run's RNG."""
+
+    group: ClassVar[str] = "dataset.augment"
+    crop_padding: int = MISSING
+    flip: bool = MISSING
+
+    def __post_init__(self) -> None:
+        self._non_negative("crop_padding")
+
+
+@dataclass
+class ImageDatasetConfig(DatasetConfig):
+    """mnist, fashion_mnist, cifar10, cats_vs_dogs, any TFDS set, IDX files, image folders."""
+
+    source: DataSource = MISSING
+    path: str | None = None
+    download: bool = True
+    train_split: str = MISSING
+    val_split: str | None = None
+    test_split: str | None = None
+    image_size: int | None = None
+    standardize: bool = MISSING
+    mean: list[float] | None = None
+    std: list[float] | None = None
+    augment: AugmentConfig = MISSING
+    max_device_bytes: int = MISSING
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.source is not DataSource.tfds and not self.path:
+            self._fail("path", f"needed with dataset.source={self.source.value}: the data's folder")
+        if self.image_size is not None:
+            self._positive("image_size")
+        if (self.mean is None) != (self.std is None):
+            self._fail("std", "set dataset.mean and dataset.std together (or neither: fitted)")
+        if self.std is not None:
+            if len(self.std) != len(self.mean):
+                self._fail("std", f"one value per channel, as dataset.mean ({len(self.mean)})")
+            if any(s <= 0 for s in self.std):
+                self._fail("std", "every value must be > 0")
+        self._non_negative("max_device_bytes")
+
+    @property
+    def loader(self) -> str:
+        return self.source.value
+
+
 # ------------------------------------------------------------------------- optimizers
 @dataclass
 class OptimizerConfig(_Checked):
     group: ClassVar[str] = "optimizer"
     name: str = MISSING
-    lr: float = MISSING
+    # A number > 0, or "auto". Typed Any: structured configs allow no float-or-str union.
+    lr: Any = MISSING
     weight_decay: float = MISSING
     grad_clip_norm: float | None = None
 
     def __post_init__(self) -> None:
-        self._positive("lr")
+        self._learning_rate()
         self._non_negative("weight_decay")
         if self.grad_clip_norm is not None:
             self._positive("grad_clip_norm")
+
+    @property
+    def lr_auto(self) -> bool:
+        return self.lr == AUTO_LR
+
+    def _learning_rate(self) -> None:
+        if self.lr_auto:
+            return
+        try:
+            if isinstance(self.lr, bool):
+                raise TypeError
+            self.lr = float(self.lr)
+        except (TypeError, ValueError):
+            self._fail("lr", f"must be a number > 0 or {AUTO_LR}")
+        self._positive("lr")
 
 
 @dataclass
@@ -253,6 +374,104 @@ class LBFGSConfig(OptimizerConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         self._positive("memory_size", "max_linesearch_steps")
+
+
+@dataclass
+class SGDHDConfig(OptimizerConfig):
+    """sgd_hd: SGD, momentum or Nesterov with hypergradient descent on the LR."""
+
+    momentum: float = MISSING
+    nesterov: bool = MISSING
+    hypergrad_lr: float = MISSING
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._unit_interval("momentum")
+        self._non_negative("hypergrad_lr")
+
+
+@dataclass
+class AdamHDConfig(AdamConfig):
+    hypergrad_lr: float = MISSING
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._non_negative("hypergrad_lr")
+
+
+@dataclass
+class ProdigyConfig(AdamConfig):
+    estim_lr0: float = MISSING
+    estim_lr_coef: float = MISSING
+    safeguard_warmup: bool = MISSING
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._positive("estim_lr0", "estim_lr_coef")
+
+
+@dataclass
+class DAdaptAdamWConfig(AdamConfig):
+    estim_lr0: float = MISSING
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._positive("estim_lr0")
+
+
+@dataclass
+class CocobConfig(OptimizerConfig):
+    alpha: float = MISSING
+    eps: float = MISSING
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._positive("alpha")
+        self._non_negative("eps")
+
+
+@dataclass
+class DoGConfig(OptimizerConfig):
+    init_distance: float = MISSING
+    eps: float = MISSING
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._positive("init_distance")
+        self._non_negative("eps")
+
+
+@dataclass
+class ScheduleFreeAdamWConfig(AdamConfig):
+    weight_lr_power: float = MISSING
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._non_negative("weight_lr_power")
+
+
+@dataclass
+class ScheduleFreeSGDConfig(OptimizerConfig):
+    b1: float = MISSING
+    weight_lr_power: float = MISSING
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._unit_interval("b1")
+        self._non_negative("weight_lr_power")
+
+
+@dataclass
+class MechanizeConfig(OptimizerConfig):
+    base: MechanizeBase = MISSING
+    eps: float = MISSING
+    s_init: float = MISSING
+    num_betas: int = MISSING
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._positive("s_init", "num_betas")
+        self._non_negative("eps")
 
 
 # -------------------------------------------------------------------------- schedules
@@ -338,6 +557,53 @@ class OneCycleConfig(ScheduleConfig):
         self._positive("div_factor", "final_div_factor")
 
 
+@dataclass
+class ReduceOnPlateauConfig(ScheduleConfig):
+    """Multiply the LR by ``factor`` when the validation loss stops improving."""
+
+    factor: float = MISSING
+    patience: int = MISSING
+    rtol: float = MISSING
+    atol: float = MISSING
+    cooldown: int = MISSING
+    min_scale: float = MISSING
+
+    def __post_init__(self) -> None:
+        if not 0 < self.factor < 1:
+            self._fail("factor", "must be in (0, 1)")
+        self._positive("patience")
+        self._non_negative("rtol", "atol", "cooldown", "min_scale")
+        if self.rtol > 1:
+            self._fail("rtol", "must be <= 1")
+        if self.rtol == 0 and self.atol == 0:
+            self._fail("atol", "rtol and atol cannot both be 0")
+
+
+# ----------------------------------------------------------------------- LR range test
+@dataclass
+class LRFindConfig(_Checked):
+    """The LR range test of ``lrbench find-lr`` and ``optimizer.lr=auto``."""
+
+    group: ClassVar[str] = "lr_find"
+    min_lr: float = MISSING
+    max_lr: float = MISSING
+    num_steps: int = MISSING
+    ramp: Ramp = MISSING
+    smoothing: float = MISSING
+    stop_factor: float = MISSING
+    suggestion: LRSuggestion = MISSING
+
+    def __post_init__(self) -> None:
+        self._positive("min_lr")
+        if not self.max_lr > self.min_lr:
+            self._fail("max_lr", f"must be > lr_find.min_lr ({self.min_lr})")
+        if self.num_steps < 20:
+            self._fail("num_steps", "must be >= 20 (the first 10% and last 5 are not used)")
+        self._unit_interval("smoothing")
+        if not self.stop_factor > 1:
+            self._fail("stop_factor", "must be > 1")
+
+
 # ----------------------------------------------------------------------------- train
 @dataclass
 class TrainConfig(_Checked):
@@ -359,6 +625,49 @@ class TrainConfig(_Checked):
             self._positive("steps")
 
 
+class Objective(enum.Enum):
+    """What a run returns to a sweeper (Optuna): a summary.json number."""
+
+    best_val_accuracy = "best_val_accuracy"
+    best_val_loss = "best_val_loss"
+    final_val_accuracy = "final_val_accuracy"
+    final_val_loss = "final_val_loss"
+    final_test_accuracy = "final_test_accuracy"
+
+    def read(self, summary: dict) -> float:
+        """The value in a summary (NaN when absent, e.g. a diverged run: sweepers skip it)."""
+        section, metric = self.value.split("_", 1)
+        value = summary.get(section, {}).get(metric)
+        return float("nan") if value is None else float(value)
+
+
+@dataclass
+class VmapSweepConfig(_Checked):
+    """Members = lr x weight_decay x every hparams list x seeds, trained by one program."""
+
+    group: ClassVar[str] = "sweep"
+    name: str = MISSING
+    lr: list[float] = MISSING
+    weight_decay: list[float] = MISSING
+    hparams: Any = None  # {name: [values]}; typed Any so `sweep.hparams={b1:[...]}` replaces it
+    seeds: int = MISSING
+    max_members: int = MISSING
+
+    def __post_init__(self) -> None:
+        if any(not lr > 0 for lr in self.lr):
+            self._fail("lr", "every learning rate must be > 0")
+        if any(not wd >= 0 for wd in self.weight_decay):
+            self._fail("weight_decay", "every weight decay must be >= 0")
+        hparams = self.hparams or {}
+        if not isinstance(hparams, dict) or not all(
+            isinstance(values, list) and values
+            and all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+            for values in hparams.values()
+        ):
+            self._fail("hparams", "a mapping of hyperparameter name to a list of numbers")
+        self._positive("seeds", "max_members")
+
+
 @dataclass
 class Config(_Checked):
     """The whole run: what ``lrbench train`` composes from ``conf/``."""
@@ -371,11 +680,18 @@ class Config(_Checked):
     optimizer: OptimizerConfig = MISSING
     schedule: ScheduleConfig = MISSING
     train: TrainConfig = MISSING
+    lr_find: LRFindConfig = MISSING
+    objective: Objective = MISSING
+    compile_cache: str | None = None
+    sweep: VmapSweepConfig | None = None
 
 
 SCHEMAS: dict[str, dict[str, type]] = {
-    "model": {"linear": LinearConfig, "mlp": MLPConfig, "cnn": CNNConfig},
-    "dataset": {"synthetic": SyntheticConfig, "sklearn": SklearnConfig},
+    "sweep": {"vmap": VmapSweepConfig},
+    "model": {"linear": LinearConfig, "mlp": MLPConfig, "cnn": CNNConfig,
+              "resnet": ResNetConfig},
+    "dataset": {"synthetic": SyntheticConfig, "sklearn": SklearnConfig,
+                "image": ImageDatasetConfig},
     "optimizer": {
         "sgd": SGDConfig,
         "momentum": MomentumConfig,
@@ -384,6 +700,15 @@ SCHEMAS: dict[str, dict[str, type]] = {
         "rmsprop": RMSpropConfig,
         "adagrad": AdagradConfig,
         "lbfgs": LBFGSConfig,
+        "sgd_hd": SGDHDConfig,
+        "adam_hd": AdamHDConfig,
+        "prodigy": ProdigyConfig,
+        "dadapt_adamw": DAdaptAdamWConfig,
+        "cocob": CocobConfig,
+        "dog": DoGConfig,
+        "schedule_free_adamw": ScheduleFreeAdamWConfig,
+        "schedule_free_sgd": ScheduleFreeSGDConfig,
+        "mechanize": MechanizeConfig,
     },
     "schedule": {
         "constant": ConstantConfig,
@@ -394,6 +719,7 @@ SCHEMAS: dict[str, dict[str, type]] = {
         "linear": LinearScheduleConfig,
         "polynomial": PolynomialConfig,
         "one_cycle": OneCycleConfig,
+        "reduce_on_plateau": ReduceOnPlateauConfig,
     },
 }
 
@@ -441,3 +767,8 @@ def check_combination(cfg: Config) -> None:
     if cfg.optimizer.grad_clip_norm is not None:
         raise ConfigError("optimizer.grad_clip_norm", cfg.optimizer.grad_clip_norm,
                           "must be null with optimizer=lbfgs")
+    augment = getattr(cfg.dataset, "augment", None)
+    if augment is not None and (augment.crop_padding or augment.flip):
+        raise ConfigError("dataset.augment", f"{{crop_padding: {augment.crop_padding}, "
+                          f"flip: {str(augment.flip).lower()}}}", "must be off with "
+                          "optimizer=lbfgs (its line search needs a deterministic loss)")

@@ -13,6 +13,6 @@ class BadInputExit(SystemExit):
     """Carries a ConfigError out of a Hydra job, whose runner reports (on stderr, with the
     job's overrides) and swallows every ``Exception`` but lets ``SystemExit`` through."""
 
-    def __init__(self, error: ConfigError):
+    def __init__(self, error: Exception):
         super().__init__(2)
         self.error = error

@@ -32,7 +32,8 @@ def _omegaconf(error: OmegaConfBaseException) -> str:
         schema = getattr(error, "object_type", None)
         allowed = (
             f" (allowed: {', '.join(f.name for f in fields(schema))})"
-            if schema is not None and is_dataclass(schema) else ""
+            if schema is not None and is_dataclass(schema)
+            else ""
         )
         return f"{key}: unknown key{allowed}"
     if isinstance(error, MissingMandatoryValue):

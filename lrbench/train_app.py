@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import math
 import shutil
 from pathlib import Path
 
@@ -9,6 +11,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
 
 from lrbench.config import register_schemas, resolved_dict, to_run_config
 from lrbench.errors import BadInputExit, ConfigError
@@ -18,37 +21,67 @@ register_schemas()
 
 
 @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="config")
-def train(cfg: DictConfig) -> float | None:
-    """Train one configuration; returns the best validation accuracy (for sweepers)."""
-    from lrbench.train.run import run  # JAX loads only when a run really starts
-
+def train(cfg: DictConfig) -> float:
+    """Train one configuration (or a vmap sweep); returns ``objective`` for sweepers."""
     hydra_cfg = HydraConfig.get()
     out_dir = Path(hydra_cfg.runtime.output_dir)
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     try:
-        summary = run(to_run_config(cfg), resolved_dict(cfg), out_dir, quiet=multirun)
-    except ConfigError as error:
+        run_config = to_run_config(cfg)
+        use_compile_cache(run_config.compile_cache)
+        if run_config.sweep is None:
+            from lrbench.train.run import run  # JAX loads only when a run really starts
+
+            summaries = [run(run_config, resolved_dict(cfg), out_dir, quiet=multirun)]
+            run_dirs = [out_dir]
+        else:
+            from lrbench.sweep.vmap import run_vmap_sweep
+
+            summaries = run_vmap_sweep(run_config, resolved_dict(cfg), out_dir)
+            run_dirs = [out_dir / str(k) for k in range(len(summaries))]
+    except (ConfigError, OmegaConfBaseException) as error:  # bad input, found after composing
         _remove_unused(out_dir)
         raise BadInputExit(error) from error
     if not multirun:
-        print(_one_line(out_dir, summary))
-    return summary["best"]["val_accuracy"]
+        for run_dir, summary in zip(run_dirs, summaries, strict=True):
+            print(_one_line(run_dir, summary))
+    values = [run_config.objective.read(summary) for summary in summaries]
+    finite = [v for v in values if math.isfinite(v)]
+    best = max if run_config.objective.name.endswith("accuracy") else min
+    return best(finite) if finite else float("nan")
+
+
+def use_compile_cache(path: str | None) -> None:
+    """JAX's persistent compilation cache: the jobs of a sweep compile each program once.
+
+    Set once per process (JAX reads it at the first compile); every program is cached,
+    however quick its compile, since a sweep repeats the same small programs.
+    """
+    if path is None:
+        return
+    import jax
+
+    if jax.config.jax_compilation_cache_dir is None:
+        jax.config.update("jax_compilation_cache_dir", str(Path(path).absolute()))
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+        jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
 def _remove_unused(out_dir: Path) -> None:
     """Bad input leaves no run directory: remove Hydra's, since no file of ours is in it."""
     if not (out_dir / "config.yaml").exists():
         shutil.rmtree(out_dir, ignore_errors=True)
-        try:
+        with contextlib.suppress(OSError):
             out_dir.parent.rmdir()  # runs/<name>/ if this was its only run
-        except OSError:
-            pass
 
 
 def _one_line(out_dir: Path, summary: dict) -> str:
     final = summary["final"]
-    parts = [f"{summary['status']}", f"{summary['steps']} steps",
-             f"{summary['steps_per_s']:.0f} steps/s"]
+    parts = [
+        f"{summary['status']}",
+        f"{summary['steps']} steps",
+        f"{summary['steps_per_s']:.0f} steps/s",
+    ]
     for key in ("val_accuracy", "test_accuracy"):
         if final.get(key) is not None:
             parts.append(f"{key} {final[key]:.4f}")

@@ -124,12 +124,14 @@ def trained(problem):
         step = jax.jit(make_lbfgs_step(model, tx, wd))
         x = jnp.asarray(dataset.x_train, jnp.float64)
         y = jnp.asarray(dataset.y_train)
-        start_value = float(lbfgs_objective(model, state.params, x, y, wd)[0])
+        objective = jax.jit(lambda params: lbfgs_objective(model, params, x, y, wd))
+        start_value = float(objective(state.params)[0])
         lrs = []
         for _ in range(iterations):
             state, metrics = step(state, x, y)
-            lrs.append(float(metrics.lr))
-        value, (data_loss, _) = lbfgs_objective(model, state.params, x, y, wd)
+            lrs.append(metrics.lr)
+        lrs = [float(lr) for lr in jax.device_get(lrs)]
+        value, (data_loss, _) = objective(state.params)
         return {
             "dtypes": {str(p.dtype) for p in jax.tree.leaves(state.params)},
             "theta": lrbench_theta(state.params),

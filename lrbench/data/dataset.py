@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+from lrbench.errors import ConfigError
+
+if TYPE_CHECKING:
+    from lrbench.data.augment import Preprocess
 
 
 @dataclass(frozen=True)
@@ -14,6 +20,9 @@ class DataSpec:
     input_shape: tuple[int, ...]  # one example, as stored (flat features or H, W, C)
     n_classes: int
     image_shape: tuple[int, int, int] | None = None  # (H, W, C) view for conv nets
+    # Image sets store uint8 pixels; the model's first (parameter-free) stage scales,
+    # standardizes and augments them on device (lrbench.data.augment).
+    preprocess: Preprocess | None = None
 
     @property
     def n_outputs(self) -> int:
@@ -23,7 +32,8 @@ class DataSpec:
 
 @dataclass(frozen=True)
 class Dataset:
-    """Train/val/test splits as numpy arrays (x: float32, y: int32)."""
+    """Train/val/test splits as numpy arrays (x: float32 features, or uint8 images
+    (N, H, W, C) with ``spec.preprocess``; y: int32)."""
 
     spec: DataSpec
     x_train: np.ndarray
@@ -36,6 +46,12 @@ class Dataset:
     @property
     def n_train(self) -> int:
         return len(self.y_train)
+
+
+def model_input(x: np.ndarray, dtype) -> np.ndarray:
+    """Features in the run's dtype; integer pixels stay integers (4x less memory and
+    transfer than float32: the model's input stage converts them on device)."""
+    return x if np.issubdtype(x.dtype, np.integer) else x.astype(dtype)
 
 
 def split_and_standardize(
@@ -52,6 +68,12 @@ def split_and_standardize(
     from sklearn.model_selection import train_test_split
 
     held_out = val_fraction + test_fraction
+    n_classes = len(np.unique(y))
+    for key, fraction in (("dataset.val_fraction", val_fraction),
+                          ("dataset.test_fraction", test_fraction)):
+        if int(fraction * len(y)) < n_classes:
+            raise ConfigError(key, fraction, f"leaves {int(fraction * len(y))} examples "
+                              f"for {n_classes} classes: at least one per class is needed")
     x_train, x_rest, y_train, y_rest = train_test_split(
         x, y, test_size=held_out, random_state=split_seed, stratify=y
     )

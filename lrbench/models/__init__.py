@@ -11,11 +11,13 @@ from collections.abc import Callable
 import flax.linen as nn
 import jax.numpy as jnp
 
-from lrbench.config import CNNConfig, LinearConfig, MLPConfig, ModelConfig
+from lrbench.config import CNNConfig, LinearConfig, MLPConfig, ModelConfig, ResNetConfig
 from lrbench.data import DataSpec
 from lrbench.errors import ConfigError
 from lrbench.models.cnn import CNN
+from lrbench.models.input_stage import WithInputStage
 from lrbench.models.mlp import MLP
+from lrbench.models.resnet import ResNet
 
 
 def _linear(cfg: LinearConfig, spec: DataSpec, dtype: jnp.dtype) -> nn.Module:
@@ -33,11 +35,15 @@ def _mlp(cfg: MLPConfig, spec: DataSpec, dtype: jnp.dtype) -> nn.Module:
     )
 
 
-def _cnn(cfg: CNNConfig, spec: DataSpec, dtype: jnp.dtype) -> nn.Module:
+def _image_shape(name: str, spec: DataSpec) -> tuple[int, int, int]:
     if spec.image_shape is None:
-        raise ConfigError("model", "cnn", "needs an image dataset (digits, mnist, ...)")
+        raise ConfigError("model", name, "needs an image dataset (digits, mnist, ...)")
+    return spec.image_shape
+
+
+def _cnn(cfg: CNNConfig, spec: DataSpec, dtype: jnp.dtype) -> nn.Module:
     return CNN(
-        image_shape=spec.image_shape,
+        image_shape=_image_shape("cnn", spec),
         channels=tuple(cfg.channels),
         kernel_size=cfg.kernel_size,
         dense=tuple(cfg.dense),
@@ -50,15 +56,40 @@ def _cnn(cfg: CNNConfig, spec: DataSpec, dtype: jnp.dtype) -> nn.Module:
     )
 
 
-BUILDERS: dict[str, Callable[..., nn.Module]] = {"linear": _linear, "mlp": _mlp, "cnn": _cnn}
+def _resnet(cfg: ResNetConfig, spec: DataSpec, dtype: jnp.dtype) -> nn.Module:
+    return ResNet(
+        image_shape=_image_shape("resnet", spec),
+        stage_blocks=tuple(cfg.stage_blocks),
+        width=cfg.width,
+        n_outputs=spec.n_outputs,
+        batch_norm=cfg.batch_norm,
+        dtype=dtype,
+    )
+
+
+BUILDERS: dict[str, Callable[..., nn.Module]] = {
+    "linear": _linear,
+    "mlp": _mlp,
+    "cnn": _cnn,
+    "resnet": _resnet,
+}
+CONVOLUTIONAL = {"cnn", "resnet"}  # the loop strategy depends on it (README "Loop strategies")
 
 
 def build(cfg: ModelConfig, spec: DataSpec, dtype: jnp.dtype = jnp.float32) -> nn.Module:
+    """The network for ``spec``, behind the dataset's input stage when it has one."""
     try:
         builder = BUILDERS[cfg.name]
     except KeyError:
         raise ConfigError("model.name", cfg.name, f"one of {sorted(BUILDERS)}") from None
-    return builder(cfg, spec, dtype)
+    network = builder(cfg, spec, dtype)
+    if spec.preprocess is None:
+        return network
+    return WithInputStage(network=network, preprocess=spec.preprocess, dtype=dtype)
+
+
+def is_convolutional(cfg: ModelConfig) -> bool:
+    return cfg.name in CONVOLUTIONAL
 
 
 def uses_batch_norm(cfg: ModelConfig) -> bool:
@@ -69,4 +100,4 @@ def uses_dropout(cfg: ModelConfig) -> bool:
     return getattr(cfg, "dropout", 0.0) > 0
 
 
-__all__ = ["BUILDERS", "build", "uses_batch_norm", "uses_dropout"]
+__all__ = ["BUILDERS", "build", "is_convolutional", "uses_batch_norm", "uses_dropout"]

@@ -1,4 +1,4 @@
-"""What the MLP and the CNN share: activation by name, and the normalize-activate-drop block."""
+"""What the models share: activation by name, and the normalize-activate-drop block."""
 
 from __future__ import annotations
 
@@ -26,6 +26,11 @@ def normalize_activate(
 ) -> jnp.ndarray:
     """(BatchNorm, batch statistics in training, running averages at evaluation) -> activation."""
     if batch_norm:
-        x = nn.BatchNorm(use_running_average=not train, momentum=0.9, dtype=dtype,
-                         param_dtype=dtype)(x)
+        x = batch_normalize(x, train=train, dtype=dtype)
     return ACTIVATIONS[activation](x)
+
+
+def batch_normalize(x: jnp.ndarray, *, train: bool, dtype: jnp.dtype) -> jnp.ndarray:
+    """BatchNorm with running averages updated as PyTorch's momentum=0.1 does."""
+    return nn.BatchNorm(use_running_average=not train, momentum=0.9, dtype=dtype,
+                        param_dtype=dtype)(x)

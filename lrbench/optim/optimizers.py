@@ -3,9 +3,11 @@
 Each entry wraps an optax alias at learning rate 1.0 (so its output is the descent
 direction, with any decoupled weight decay already inside) in ``inject_hyperparams``, so
 its float hyperparameters are arrays in the state (sweepable with vmap), and scales the
-result by ``scale_by_scheduled_lr``. L2 ("coupled") weight decay, PyTorch's
-``weight_decay`` for SGD/Adam/RMSprop/Adagrad, is ``add_decayed_weights`` before the
-optimizer; AdamW and Lion decay decoupled, as in their papers.
+result by ``scale_by_scheduled_lr`` (hypergradient, LR-free and schedule-free
+optimizers apply the LR held in state their own way: ``OptimizerEntry.stage``).
+L2 ("coupled") weight decay, PyTorch's ``weight_decay`` for SGD/Adam/RMSprop/Adagrad, is
+``add_decayed_weights`` before the optimizer; AdamW and Lion decay decoupled, as in their
+papers.
 """
 
 from __future__ import annotations
@@ -19,13 +21,23 @@ import optax
 from lrbench.config import (
     AdagradConfig,
     AdamConfig,
+    AdamHDConfig,
+    CocobConfig,
+    DAdaptAdamWConfig,
+    DoGConfig,
     LBFGSConfig,
     LionConfig,
+    MechanizeConfig,
     MomentumConfig,
     OptimizerConfig,
+    ProdigyConfig,
     RMSpropConfig,
+    ScheduleFreeAdamWConfig,
+    ScheduleFreeSGDConfig,
+    SGDHDConfig,
 )
 from lrbench.errors import ConfigError
+from lrbench.optim import contrib, hypergradient
 from lrbench.optim.learning_rate import scale_by_scheduled_lr
 
 
@@ -70,6 +82,16 @@ def _adagrad(weight_decay, initial_accumulator_value, eps):
     )
 
 
+def scheduled(inject, hyperparams, cfg, multiplier, dtype) -> optax.GradientTransformation:
+    """The direction, then our scheduled LR (README: "The learning rate is state")."""
+    return optax.chain(inject(**hyperparams), scale_by_scheduled_lr(cfg.lr, multiplier, dtype))
+
+
+def trained_params(opt_state: optax.OptState, params: optax.Params) -> optax.Params:
+    """Evaluate the parameters being trained (all but schedule-free)."""
+    return params
+
+
 @dataclass(frozen=True)
 class OptimizerEntry:
     """How to build one optimizer: its direction and which config fields feed it."""
@@ -77,6 +99,12 @@ class OptimizerEntry:
     direction: Callable[..., optax.GradientTransformation]
     floats: tuple[str, ...] = ()  # injected as arrays in the state
     statics: tuple[str, ...] = ()  # fixed at compile time (booleans)
+    # How the LR held in state applies: (inject_hyperparams(direction), hyperparams, cfg,
+    # multiplier, dtype) -> optimizer. Ours scales the direction; see optim/contrib.py and
+    # optim/hypergradient.py for the others.
+    stage: Callable[..., optax.GradientTransformation] = scheduled
+    # (opt_state, params) -> the parameters to evaluate
+    eval_params: Callable[[optax.OptState, optax.Params], optax.Params] = trained_params
 
 
 OPTIMIZERS: dict[str, OptimizerEntry] = {
@@ -87,12 +115,55 @@ OPTIMIZERS: dict[str, OptimizerEntry] = {
     "lion": OptimizerEntry(_lion, ("b1", "b2")),
     "rmsprop": OptimizerEntry(_rmsprop, ("decay", "eps", "momentum"), ("eps_in_sqrt", "centered")),
     "adagrad": OptimizerEntry(_adagrad, ("initial_accumulator_value", "eps")),
+    "sgd_hd": OptimizerEntry(
+        hypergradient.sgd_direction, ("momentum",), ("nesterov",), hypergradient.hypergradient_stage
+    ),
+    "adam_hd": OptimizerEntry(
+        hypergradient.adam_direction, ("b1", "b2", "eps"), (), hypergradient.hypergradient_stage
+    ),
+    "prodigy": OptimizerEntry(
+        contrib.prodigy,
+        ("b1", "b2", "eps", "estim_lr0", "estim_lr_coef"),
+        ("safeguard_warmup",),
+        contrib.as_argument(contrib.d_estimate(optax.contrib.ProdigyState)),
+    ),
+    "dadapt_adamw": OptimizerEntry(
+        contrib.dadapt_adamw,
+        ("b1", "b2", "eps", "estim_lr0"),
+        (),
+        contrib.as_argument(contrib.d_estimate(optax.contrib.DAdaptAdamWState)),
+    ),
+    "cocob": OptimizerEntry(contrib.cocob, ("alpha", "eps"), (), contrib.as_argument()),
+    "dog": OptimizerEntry(
+        contrib.dog, ("init_distance", "eps"), (), contrib.as_argument(contrib.dog_step_size)
+    ),
+    "schedule_free_adamw": OptimizerEntry(
+        contrib.schedule_free_adamw,
+        ("b1", "b2", "eps", "weight_lr_power"),
+        (),
+        contrib.as_argument(),
+        contrib.schedule_free_eval_params,
+    ),
+    "schedule_free_sgd": OptimizerEntry(
+        contrib.schedule_free_sgd,
+        ("b1", "weight_lr_power"),
+        (),
+        contrib.as_argument(),
+        contrib.schedule_free_eval_params,
+    ),
+    "mechanize": OptimizerEntry(
+        contrib.mechanize, ("eps", "s_init"), ("num_betas",), contrib.mechanized
+    ),
 }
 FULL_BATCH = {"lbfgs"}
 NAMES = sorted({*OPTIMIZERS, *FULL_BATCH})
 _SCHEMAS = {
     "momentum": MomentumConfig, "adam": AdamConfig, "adamw": AdamConfig, "lion": LionConfig,
     "rmsprop": RMSpropConfig, "adagrad": AdagradConfig, "lbfgs": LBFGSConfig,
+    "sgd_hd": SGDHDConfig, "adam_hd": AdamHDConfig, "prodigy": ProdigyConfig,
+    "dadapt_adamw": DAdaptAdamWConfig, "cocob": CocobConfig, "dog": DoGConfig,
+    "schedule_free_adamw": ScheduleFreeAdamWConfig, "schedule_free_sgd": ScheduleFreeSGDConfig,
+    "mechanize": MechanizeConfig,
 }
 
 
@@ -103,7 +174,7 @@ def is_full_batch(cfg: OptimizerConfig) -> bool:
 def build(
     cfg: OptimizerConfig, multiplier: optax.Schedule, dtype: jnp.dtype = jnp.float32
 ) -> optax.GradientTransformation:
-    """clip -> optimizer direction -> scale by the scheduled learning rate."""
+    """clip -> optimizer direction -> its learning rate, held in state (``entry.stage``)."""
     if cfg.name in FULL_BATCH:
         return build_lbfgs(cfg)
     try:
@@ -115,11 +186,17 @@ def build(
         raise ConfigError("optimizer.name", cfg.name, f"needs the {expected.__name__} fields")
     hyperparams = {"weight_decay": cfg.weight_decay}
     hyperparams |= {k: getattr(cfg, k) for k in entry.floats + entry.statics}
-    direction = optax.inject_hyperparams(
+    inject = optax.inject_hyperparams(
         entry.direction, static_args=entry.statics, hyperparam_dtype=dtype
-    )(**hyperparams)
+    )
     clip = [] if cfg.grad_clip_norm is None else [optax.clip_by_global_norm(cfg.grad_clip_norm)]
-    return optax.chain(*clip, direction, scale_by_scheduled_lr(cfg.lr, multiplier, dtype))
+    return optax.chain(*clip, entry.stage(inject, hyperparams, cfg, multiplier, dtype))
+
+
+def eval_params(cfg: OptimizerConfig) -> Callable[[optax.OptState, optax.Params], optax.Params]:
+    """(opt_state, params) -> the parameters to evaluate (schedule-free: its average)."""
+    entry = OPTIMIZERS.get(cfg.name)
+    return trained_params if entry is None else entry.eval_params
 
 
 def build_lbfgs(cfg: LBFGSConfig) -> optax.GradientTransformation:
@@ -127,5 +204,9 @@ def build_lbfgs(cfg: LBFGSConfig) -> optax.GradientTransformation:
     return optax.lbfgs(
         learning_rate=None if cfg.lr == 1.0 else cfg.lr,
         memory_size=cfg.memory_size,
-        linesearch=optax.scale_by_zoom_linesearch(max_linesearch_steps=cfg.max_linesearch_steps),
+        # Each search starts from the unit step, as optax.lbfgs's default and PyTorch do
+        # ("keep" would reuse a short accepted step for ever after).
+        linesearch=optax.scale_by_zoom_linesearch(
+            max_linesearch_steps=cfg.max_linesearch_steps, initial_guess_strategy="one"
+        ),
     )

@@ -7,6 +7,7 @@ once the number of steps is known.
 from __future__ import annotations
 
 from collections.abc import Callable
+from itertools import pairwise
 
 import optax
 
@@ -35,7 +36,7 @@ def _step(cfg: StepConfig, total_steps: int, steps_per_epoch: int) -> optax.Sche
         BoundaryUnit.step: 1,
     }[cfg.unit]
     steps = [round(b * per_unit) for b in cfg.boundaries]
-    if any(not 0 < s < total_steps for s in steps) or any(b <= a for a, b in zip(steps, steps[1:])):
+    if any(not 0 < s < total_steps for s in steps) or any(b <= a for a, b in pairwise(steps)):
         raise ConfigError(
             "schedule.boundaries",
             list(cfg.boundaries),
@@ -56,7 +57,9 @@ def _cosine(cfg: CosineConfig, total_steps: int, steps_per_epoch: int) -> optax.
 def _warmup_cosine(cfg: WarmupCosineConfig, total_steps: int, steps_per_epoch: int):
     warmup_steps = round(cfg.warmup * total_steps)
     if warmup_steps >= total_steps:
-        raise ConfigError("schedule.warmup", cfg.warmup, f"warmup must end before step {total_steps}")
+        raise ConfigError(
+            "schedule.warmup", cfg.warmup, f"warmup must end before step {total_steps}"
+        )
     return optax.warmup_cosine_decay_schedule(
         init_value=cfg.init_factor,
         peak_value=1.0,
@@ -94,6 +97,8 @@ BUILDERS: dict[str, Callable[..., optax.Schedule]] = {
     "linear": _linear,
     "polynomial": _polynomial,
     "one_cycle": _one_cycle,
+    # A constant multiplier: the reduction is state, driven by validation (optim/plateau.py).
+    "reduce_on_plateau": _constant,
 }
 
 

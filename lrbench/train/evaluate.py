@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lrbench.data.dataset import model_input
 from lrbench.train.compile_cache import CompileCache
 from lrbench.train.objective import correct, cross_entropy
 from lrbench.train.state import TrainState
@@ -33,7 +34,7 @@ def pad_split(x: np.ndarray, y: np.ndarray, batch_size: int, dtype) -> Split:
     n_batches = -(-len(y) // batch)
     pad = n_batches * batch - len(y)
     mask = np.concatenate([np.ones(len(y)), np.zeros(pad)]).astype(dtype)
-    x = np.concatenate([x, np.zeros((pad, *x.shape[1:]), x.dtype)]).astype(dtype)
+    x = model_input(np.concatenate([x, np.zeros((pad, *x.shape[1:]), x.dtype)]), dtype)
     y = np.concatenate([y, np.zeros(pad, y.dtype)])
     return Split(
         x=jnp.asarray(x.reshape(n_batches, batch, *x.shape[1:])),
@@ -45,23 +46,31 @@ def pad_split(x: np.ndarray, y: np.ndarray, batch_size: int, dtype) -> Split:
 class Evaluator(CompileCache):
     """Evaluates several splits (val, test) in one compiled program: one dispatch."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, members: bool = False, eval_params=None) -> None:
+        """``members``: the state has a leading axis of sweep members (vmapped);
+        ``eval_params``: see ``make_evaluate``."""
         super().__init__()
-        evaluate = make_evaluate(model)
-        self._jitted = jax.jit(
-            lambda state, splits: {name: evaluate(state, split) for name, split in splits.items()}
-        )
+        evaluate = make_evaluate(model, eval_params)
+
+        def evaluate_splits(state, splits):
+            return {name: evaluate(state, split) for name, split in splits.items()}
+
+        self._jitted = jax.jit(jax.vmap(evaluate_splits, (0, None)) if members else evaluate_splits)
 
     def __call__(self, state: TrainState, splits: dict[str, Split]) -> dict[str, EvalMetrics]:
         key = tuple((name, split.x.shape, split.x.dtype) for name, split in splits.items())
         return self.get(key, self._jitted, state, splits)(state, splits)
 
 
-def make_evaluate(model: nn.Module) -> Callable[[TrainState, Split], EvalMetrics]:
-    """The pure evaluation function (jit it, or use ``Evaluator``)."""
+def make_evaluate(
+    model: nn.Module, eval_params: Callable[[Any, Any], Any] | None = None
+) -> Callable[[TrainState, Split], EvalMetrics]:
+    """The pure evaluation function (jit it, or use ``Evaluator``). ``eval_params(opt_state,
+    params)`` gives the parameters to evaluate (schedule-free: its average); default: params."""
 
     def evaluate(state: TrainState, split: Split) -> EvalMetrics:
-        variables = {"params": state.params}
+        params = state.params if eval_params is None else eval_params(state.opt_state, state.params)
+        variables = {"params": params}
         if state.batch_stats:
             variables["batch_stats"] = state.batch_stats
 

@@ -5,12 +5,14 @@ Three strategies, chosen per backend and model by measurement (README, "Loop str
 as straight-line code and loops over such blocks from Python (on XLA:CPU a conv net
 inside a rolled scan measured ~10x slower per step); ``step`` is blocks of one step.
 All draw batches from an on-device permutation, donate the state, and return per-step
-metrics stacked on device, so nothing syncs with the host inside an epoch.
+metrics stacked on device, so nothing syncs with the host inside an epoch. Streamed
+splits (``lrbench.train.stream``) run the same programs over chunks already in order.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -21,6 +23,8 @@ from lrbench.train.state import TrainState
 from lrbench.train.step import StepMetrics, TrainStep
 
 EpochRunner = Callable[[TrainState, int, int], tuple[TrainState, StepMetrics]]
+# (data_key, epoch, n examples, batch_size, n_steps) -> (n_steps, batch_size) example indices
+RowOrder = Callable[[jax.Array, jax.Array, int, int, int], jax.Array]
 
 
 def batch_indices(data_key: jax.Array, epoch: jax.Array, n: int, batch_size: int, n_steps: int):
@@ -29,28 +33,51 @@ def batch_indices(data_key: jax.Array, epoch: jax.Array, n: int, batch_size: int
     return order[: n_steps * batch_size].reshape(n_steps, batch_size)
 
 
+def sequential_rows(data_key: jax.Array, epoch: jax.Array, n: int, batch_size: int,
+                    n_steps: int):
+    """Rows in stored order: for chunks that arrive already shuffled (streaming)."""
+    return jnp.arange(n_steps * batch_size).reshape(n_steps, batch_size)
+
+
+def over_members(fn, members: bool, in_axes):
+    """``fn`` vmapped over a leading member axis of the arguments marked 0 (sweeps), or as is."""
+    return jax.vmap(fn, in_axes=in_axes) if members else fn
+
+
 class ScanEpochs(CompileCache):
-    def __init__(self, step: TrainStep, x, y, data_key, batch_size: int):
+    def __init__(self, step: TrainStep, x, y, data_key, batch_size: int, members: bool = False,
+                 order: RowOrder = batch_indices):
         super().__init__()
         self.x, self.y, self.data_key = x, y, data_key
 
-        def epoch_fn(state, x, y, data_key, epoch, n_steps):
-            rows = batch_indices(data_key, epoch, y.shape[0], batch_size, n_steps)
+        def epoch_fn(state, x, y, data_key, epoch, *, n_steps):
+            rows = order(data_key, epoch, y.shape[0], batch_size, n_steps)
             return jax.lax.scan(lambda s, r: step(s, x[r], y[r]), state, rows)
 
-        self._jitted = jax.jit(epoch_fn, static_argnums=5, donate_argnums=0)
+        def program(state, x, y, data_key, epoch, n_steps):
+            fn = over_members(partial(epoch_fn, n_steps=n_steps), members, (0, None, None, 0, None))
+            return fn(state, x, y, data_key, epoch)
+
+        self._jitted = jax.jit(program, static_argnums=5, donate_argnums=0)
 
     def __call__(self, state: TrainState, epoch: int, n_steps: int):
-        args = (state, self.x, self.y, self.data_key, jnp.int32(epoch))
-        return self.get(n_steps, self._jitted, *args, n_steps)(*args)
+        return self.run(state, self.x, self.y, epoch, n_steps)
+
+    def run(self, state: TrainState, x, y, epoch: int, n_steps: int):
+        """The epoch's steps over examples ``x``, ``y`` (the runner's own, or a chunk)."""
+        args = (state, x, y, self.data_key, jnp.int32(epoch))
+        return self.get((n_steps, x.shape), self._jitted, *args, n_steps)(*args)
 
 
 class BlockEpochs(CompileCache):
-    def __init__(self, step: TrainStep, x, y, data_key, batch_size: int, block: int):
+    def __init__(
+        self, step: TrainStep, x, y, data_key, batch_size: int, block: int, members: bool = False,
+        order: RowOrder = batch_indices,
+    ):
         super().__init__()
         self.x, self.y, self.data_key, self.block = x, y, data_key, block
 
-        def block_fn(state, x, y, rows, start, size):
+        def block_fn(state, x, y, rows, start, *, size):
             rows = jax.lax.dynamic_slice_in_dim(rows, start, size)
             metrics = []
             for i in range(size):  # unrolled at trace time: straight-line code
@@ -58,19 +85,32 @@ class BlockEpochs(CompileCache):
                 metrics.append(m)
             return state, jax.tree.map(lambda *ms: jnp.stack(ms), *metrics)
 
-        def rows_fn(data_key, epoch, n_steps):
-            return batch_indices(data_key, epoch, y.shape[0], batch_size, n_steps)
+        def rows_fn(data_key, epoch, *, n_steps, n):
+            return order(data_key, epoch, n, batch_size, n_steps)
 
-        self._block = jax.jit(block_fn, static_argnums=5, donate_argnums=0)
-        self._rows = jax.jit(rows_fn, static_argnums=2)
+        def block_program(state, x, y, rows, start, size):
+            fn = over_members(partial(block_fn, size=size), members, (0, None, None, 0, None))
+            return fn(state, x, y, rows, start)
+
+        def rows_program(data_key, epoch, n_steps, n):
+            return over_members(partial(rows_fn, n_steps=n_steps, n=n), members, (0, None))(
+                data_key, epoch
+            )
+
+        self._block = jax.jit(block_program, static_argnums=5, donate_argnums=0)
+        self._rows = jax.jit(rows_program, static_argnums=(2, 3))
 
     def __call__(self, state: TrainState, epoch: int, n_steps: int):
-        rows = self._rows(self.data_key, jnp.int32(epoch), n_steps)
+        return self.run(state, self.x, self.y, epoch, n_steps)
+
+    def run(self, state: TrainState, x, y, epoch: int, n_steps: int):
+        """The epoch's steps over examples ``x``, ``y`` (the runner's own, or a chunk)."""
+        rows = self._rows(self.data_key, jnp.int32(epoch), n_steps, y.shape[0])
         chunks = []
         for start in range(0, n_steps, self.block):
             size = min(self.block, n_steps - start)
-            args = (state, self.x, self.y, rows, jnp.int32(start))
-            state, metrics = self.get((n_steps, size), self._block, *args, size)(*args)
+            args = (state, x, y, rows, jnp.int32(start))
+            state, metrics = self.get((n_steps, size, x.shape), self._block, *args, size)(*args)
             chunks.append(metrics)
         if len(chunks) == 1:
             return state, chunks[0]
@@ -96,18 +136,20 @@ class FullBatchEpochs(CompileCache):
 
 
 def resolve_loop(loop: Loop, has_conv: bool, backend: str) -> Loop:
-    """auto: one jitted step per dispatch for conv nets on CPU (a rolled scan of convs ran
-    ~8x slower per step there, unrolled blocks ~2x: README "Loop strategies"), a scan per
-    epoch everywhere else."""
+    """auto: one jitted step per dispatch for conv nets (cnn, resnet: models.is_convolutional)
+    on CPU (a rolled scan of convs ran ~8x slower per step there, unrolled blocks ~2x: README
+    "Loop strategies"), a scan per epoch everywhere else."""
     if loop is not Loop.auto:
         return loop
     return Loop.step if has_conv and backend == "cpu" else Loop.scan
 
 
 def make_epoch_runner(
-    loop: Loop, step: TrainStep, x, y, data_key, batch_size: int, unroll: int
+    loop: Loop, step: TrainStep, x, y, data_key, batch_size: int, unroll: int,
+    members: bool = False, order: RowOrder = batch_indices,
 ) -> ScanEpochs | BlockEpochs:
+    """``members``: the state and data_key carry a leading axis of sweep members (vmapped)."""
     if loop is Loop.scan:
-        return ScanEpochs(step, x, y, data_key, batch_size)
+        return ScanEpochs(step, x, y, data_key, batch_size, members, order)
     block = 1 if loop is Loop.step else unroll
-    return BlockEpochs(step, x, y, data_key, batch_size, block)
+    return BlockEpochs(step, x, y, data_key, batch_size, block, members, order)

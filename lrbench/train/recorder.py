@@ -20,6 +20,17 @@ def shortest(value: np.floating) -> float:
     return float(str(value))
 
 
+def flatten_evaluation(evaluation: dict | None) -> dict | None:
+    """{"val": EvalMetrics(loss, accuracy), ...} -> {"val_loss": ..., "val_accuracy": ...}."""
+    if evaluation is None:
+        return None
+    return {
+        f"{split}_{name}": shortest(value)
+        for split, values in evaluation.items()
+        for name, value in values._asdict().items()
+    }
+
+
 @dataclass
 class Best:
     value: float | None = None
@@ -28,7 +39,9 @@ class Best:
     def offer(self, value: float, step: int, higher_is_better: bool) -> None:
         if not math.isfinite(value):
             return
-        better = self.value is None or (value > self.value if higher_is_better else value < self.value)
+        better = self.value is None or (
+            value > self.value if higher_is_better else value < self.value
+        )
         if better:
             self.value, self.step = value, step
 
@@ -46,6 +59,28 @@ class Recorder:
     best_val_accuracy: Best = field(default_factory=Best)
     best_val_loss: Best = field(default_factory=Best)
     _last_time: float = 0.0
+
+    def record(self, metrics, evaluation: dict | None, elapsed_s: float) -> bool:
+        """Record one epoch fetched from the device; True when training must stop."""
+        return self.record_epoch(metrics, flatten_evaluation(evaluation), elapsed_s)
+
+    def outcome(self, plan) -> dict:
+        """The summary.json fields this recorder knows: status, steps, final and best."""
+        return {
+            "status": "diverged" if self.diverged_at is not None else "completed",
+            "diverged_at_step": self.diverged_at,
+            "steps": self.steps_done,
+            "epochs": round(self.steps_done / plan.steps_per_epoch, 6),
+            "final": {k: self.last_row.get(k) for k in ("lr", "train_loss", "train_accuracy")}
+            | {k: v for k, v in self.last_eval.items() if k != "step"},
+            "final_eval_step": self.last_eval.get("step"),
+            "best": {
+                "val_accuracy": self.best_val_accuracy.value,
+                "val_accuracy_step": self.best_val_accuracy.step,
+                "val_loss": self.best_val_loss.value,
+                "val_loss_step": self.best_val_loss.step,
+            },
+        }
 
     def record_epoch(self, metrics, evaluation: dict | None, elapsed_s: float) -> bool:
         """Write the epoch's rows; return True when training must stop (a non-finite loss).
@@ -76,7 +111,7 @@ class Recorder:
                 "train_accuracy": float(acc_sum / count),
                 "elapsed_s": round(self._last_time + span * (i + 1) / len(loss), 6),
             }
-            for i, loss_sum, acc_sum, count in zip(ends, loss_sums, acc_sums, counts)
+            for i, loss_sum, acc_sum, count in zip(ends, loss_sums, acc_sums, counts, strict=True)
         ]
         self.steps_done = first + n
         self._last_time = elapsed_s

@@ -6,22 +6,29 @@ import contextlib
 import logging
 import sys
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from lrbench import data, models, optim
-from lrbench.config import CNNConfig, Config, Device, DType, check_combination
+from lrbench.config import Config, Device, DType, check_combination
 from lrbench.errors import ConfigError
 from lrbench.runs import RunDir
+from lrbench.train.epochs import run_epochs
 from lrbench.train.evaluate import Evaluator, pad_split
+from lrbench.train.feedback import ValidationFeedback
 from lrbench.train.loop import FullBatchEpochs, make_epoch_runner, resolve_loop
 from lrbench.train.plan import Plan, make_plan
-from lrbench.train.recorder import Recorder, shortest
+from lrbench.train.recorder import Recorder
 from lrbench.train.state import count_params, create_state
 from lrbench.train.step import make_lbfgs_step, make_train_step
+from lrbench.train.stream import StreamEpochs, fits_on_device, train_bytes
 
 log = logging.getLogger("lrbench")
 
@@ -48,25 +55,135 @@ def select_device(device: Device) -> jax.Device:
         ) from None
 
 
+@dataclass(frozen=True)
+class Setup:
+    """Everything built and validated from a config before any file is written."""
+
+    dataset: data.Dataset
+    plan: Plan
+    tx: optax.GradientTransformation
+    model: nn.Module
+    dtype: jnp.dtype
+    device: jax.Device
+    load_s: float = 0.0  # reading the data into host memory (data.load)
+
+
+@contextlib.contextmanager
+def prepared(cfg: Config) -> Iterator[Setup]:
+    """Validate and build; the block runs under the run's precision and device."""
+    check_combination(cfg)
+    device = select_device(cfg.device)
+    with precision(cfg.train.dtype) as dtype, jax.default_device(device):
+        load_start = time.perf_counter()
+        dataset = data.load(cfg.dataset)
+        load_s = time.perf_counter() - load_start
+        full_batch = optim.is_full_batch(cfg.optimizer)
+        if full_batch and not _on_device(cfg, dataset):
+            raise ConfigError("dataset.max_device_bytes", cfg.dataset.max_device_bytes,
+                              f"below the train split's {_train_bytes(dataset)} bytes: "
+                              f"optimizer={cfg.optimizer.name} needs the whole split on device")
+        plan = make_plan(cfg.train, dataset.n_train, full_batch)
+        multiplier = optim.build_multiplier(cfg.schedule, plan.total_steps, plan.steps_per_epoch)
+        tx = optim.watch_validation(optim.build(cfg.optimizer, multiplier, dtype), cfg.schedule,
+                                    dtype)
+        model = models.build(cfg.model, dataset.spec, dtype)
+        yield Setup(dataset, plan, tx, model, dtype, device, load_s)
+
+
+def _on_device(cfg: Config, dataset: data.Dataset) -> bool:
+    """Whether the train split fits ``dataset.max_device_bytes`` (image sets have one)."""
+    budget = getattr(cfg.dataset, "max_device_bytes", None)
+    return fits_on_device(dataset.x_train, dataset.y_train, budget)
+
+
+def _train_bytes(dataset: data.Dataset) -> int:
+    return train_bytes(dataset.x_train, dataset.y_train)
+
+
+def build_runner(cfg: Config, setup: Setup, data_key: jax.Array, members: bool = False):
+    """The epoch runner for this config and backend, and the loop strategy's name."""
+    dataset = setup.dataset
+    is_conv = models.is_convolutional(cfg.model)
+    loop = resolve_loop(cfg.train.loop, is_conv, setup.device.platform)
+    step = make_train_step(setup.model, setup.tx)
+    if not _on_device(cfg, dataset):
+        if members:
+            raise ConfigError("dataset.max_device_bytes", cfg.dataset.max_device_bytes,
+                              f"below the train split's {_train_bytes(dataset)} bytes: "
+                              "vmap sweeps need the whole split on device")
+        runner = StreamEpochs(loop, step, dataset.x_train, dataset.y_train, data_key,
+                              setup.plan.batch_size, cfg.train.unroll,
+                              cfg.dataset.max_device_bytes)
+        return runner, f"stream/{loop.value}"
+    x_train = jnp.asarray(data.model_input(dataset.x_train, setup.dtype))
+    y_train = jnp.asarray(dataset.y_train)
+    if optim.is_full_batch(cfg.optimizer):
+        step = make_lbfgs_step(setup.model, setup.tx, cfg.optimizer.weight_decay)
+        return FullBatchEpochs(step, x_train, y_train), "full_batch"
+    runner = make_epoch_runner(loop, step, x_train, y_train, data_key, setup.plan.batch_size,
+                               cfg.train.unroll, members)
+    return runner, loop.value
+
+
+def eval_splits(cfg: Config, setup: Setup) -> dict:
+    dataset = setup.dataset
+    return {
+        name: pad_split(x, y, cfg.train.eval_batch_size, setup.dtype)
+        for name, x, y in (("val", dataset.x_val, dataset.y_val),
+                           ("test", dataset.x_test, dataset.y_test))
+    }
+
+
+def run_keys(seed: int) -> tuple[jax.Array, jax.Array]:
+    """(init key, data-order key) of a seed: sweeps derive them the same way per member."""
+    init_key, data_key = jax.random.split(jax.random.key(seed))
+    return init_key, data_key
+
+
+def timing(start: float, setup_s: float, compile_s: float, loop_s: float, steps: int,
+           load_s: float = 0.0) -> dict:
+    """``load_s`` (reading the data, before ``start``) counts in ``wall_s``."""
+    train_s = max(loop_s - compile_s, 1e-9)
+    return {
+        "wall_s": round(time.perf_counter() - start + load_s, 4),
+        "load_s": round(load_s, 4),
+        "setup_s": round(setup_s, 4),
+        "compile_s": round(compile_s, 4),
+        "train_s": round(train_s, 4),
+        "steps_per_s": round(steps / train_s, 2),
+    }
+
+
+def environment(setup: Setup, params) -> dict:
+    return {
+        "n_params": count_params(params),
+        "n_train": setup.dataset.n_train,
+        "versions": _versions(),
+        "backend": setup.device.platform,
+        "device": str(setup.device.device_kind),
+    }
+
+
 def run(cfg: Config, config_record: dict, out_dir: Path, quiet: bool = False) -> dict:
     """Validate everything, then train and write the run directory; return the summary.
 
     ``config_record`` is what config.yaml records (the resolved config as plain values).
+    ``optimizer.lr=auto`` runs the LR range test first and trains with its suggestion.
     """
-    check_combination(cfg)
-    device = select_device(cfg.device)
-    with precision(cfg.train.dtype) as dtype, jax.default_device(device):
-        dataset = data.load(cfg.dataset)
-        full_batch = optim.is_full_batch(cfg.optimizer)
-        plan = make_plan(cfg.train, dataset.n_train, full_batch)
-        multiplier = optim.build_multiplier(cfg.schedule, plan.total_steps, plan.steps_per_epoch)
-        tx = optim.build(cfg.optimizer, multiplier, dtype)
-        model = models.build(cfg.model, dataset.spec, dtype)
+    lr_find = None
+    if cfg.optimizer.lr_auto:
+        from lrbench.lr_find import choose_lr
+
+        cfg, lr_find = choose_lr(cfg)
+    with prepared(cfg) as setup:
         # Everything is validated: only now does the run directory get files of ours.
         run_dir = RunDir(out_dir)
         run_dir.write_config(config_record)
         try:
-            summary = _train(cfg, dataset, plan, model, tx, dtype, device, run_dir, quiet)
+            summary = _train(cfg, setup, run_dir, quiet)
+            if lr_find is not None:
+                lr_find.write_csv(run_dir.path)
+                summary["lr_find"] = lr_find.summary()
         except Exception as error:
             run_dir.write_summary({"status": "failed", "error": f"{type(error).__name__}: {error}"})
             raise
@@ -76,90 +193,34 @@ def run(cfg: Config, config_record: dict, out_dir: Path, quiet: bool = False) ->
     return summary
 
 
-def _train(cfg: Config, dataset, plan: Plan, model, tx, dtype, device, run_dir, quiet) -> dict:
+def _train(cfg: Config, setup: Setup, run_dir: RunDir, quiet: bool) -> dict:
     start = time.perf_counter()
-    init_key, data_key = jax.random.split(jax.random.key(cfg.seed))
-    state = create_state(model, tx, dataset.spec.input_shape, init_key, dtype)
-    x_train = jnp.asarray(dataset.x_train, dtype)
-    y_train = jnp.asarray(dataset.y_train)
-    if optim.is_full_batch(cfg.optimizer):
-        step = make_lbfgs_step(model, tx, cfg.optimizer.weight_decay)
-        runner = FullBatchEpochs(step, x_train, y_train)
-        loop = "full_batch"
-    else:
-        resolved = resolve_loop(cfg.train.loop, isinstance(cfg.model, CNNConfig), device.platform)
-        runner = make_epoch_runner(resolved, make_train_step(model, tx), x_train, y_train,
-                                   data_key, plan.batch_size, cfg.train.unroll)
-        loop = resolved.value
-    evaluate = Evaluator(model)
-    splits = {
-        name: pad_split(x, y, cfg.train.eval_batch_size, dtype)
-        for name, x, y in (("val", dataset.x_val, dataset.y_val),
-                           ("test", dataset.x_test, dataset.y_test))
-    }
+    init_key, data_key = run_keys(cfg.seed)
+    state = create_state(setup.model, setup.tx, setup.dataset.spec.input_shape, init_key,
+                         setup.dtype)
+    runner, loop = build_runner(cfg, setup, data_key)
+    evaluate = Evaluator(setup.model, eval_params=optim.eval_params(cfg.optimizer))
+    observer = optim.validation_observer(cfg.schedule, setup.dtype)
+    feedback = None if observer is None else ValidationFeedback(observer)
+    splits = eval_splits(cfg, setup)
+    plan = setup.plan
     progress = _progress_bar(plan.n_epochs, quiet)
     recorder = Recorder(run_dir, plan.steps_per_epoch, plan.log_every, progress)
     setup_s = time.perf_counter() - start
 
-    loop_start = time.perf_counter()
-    pending = None
-    for epoch in range(plan.n_epochs):
-        state, metrics = runner(state, epoch, plan.steps_in_epoch(epoch))
-        evaluation = evaluate(state, splits) if plan.evaluates_after(epoch) else None
-        # Record the previous epoch while the device runs this one.
-        if pending is not None and _record(recorder, *pending, loop_start):
-            pending = None
-            break
-        pending = (metrics, evaluation)
-    if pending is not None:
-        _record(recorder, *pending, loop_start)
-    jax.block_until_ready(state)
-    loop_s = time.perf_counter() - loop_start
+    state, loop_s = run_epochs(state, runner, evaluate, splits, plan, recorder.record, feedback)
     if progress is not None:
         progress.close()
 
-    compile_s = runner.compile_s + evaluate.compile_s
-    train_s = max(loop_s - compile_s, 1e-9)
-    status = "diverged" if recorder.diverged_at is not None else "completed"
-    summary = {
-        "status": status,
-        "diverged_at_step": recorder.diverged_at,
-        "steps": recorder.steps_done,
-        "epochs": round(recorder.steps_done / plan.steps_per_epoch, 6),
-        "final": {k: recorder.last_row.get(k) for k in ("lr", "train_loss", "train_accuracy")}
-        | {k: v for k, v in recorder.last_eval.items() if k != "step"},
-        "final_eval_step": recorder.last_eval.get("step"),
-        "best": {
-            "val_accuracy": recorder.best_val_accuracy.value,
-            "val_accuracy_step": recorder.best_val_accuracy.step,
-            "val_loss": recorder.best_val_loss.value,
-            "val_loss_step": recorder.best_val_loss.step,
-        },
-        "wall_s": round(time.perf_counter() - start, 4),
-        "setup_s": round(setup_s, 4),
-        "compile_s": round(compile_s, 4),
-        "train_s": round(train_s, 4),
-        "steps_per_s": round(recorder.steps_done / train_s, 2),
-        "loop": loop,
-        "n_params": count_params(state.params),
-        "n_train": dataset.n_train,
-        "versions": _versions(),
-        "backend": device.platform,
-        "device": str(device.device_kind),
-    }
+    compile_s = runner.compile_s + evaluate.compile_s + (feedback.compile_s if feedback else 0.0)
+    summary = (
+        recorder.outcome(plan)
+        | timing(start, setup_s, compile_s, loop_s, recorder.steps_done, setup.load_s)
+        | {"loop": loop}
+        | environment(setup, state.params)
+    )
     log.info("finished: %s", summary)
     return summary
-
-
-def _record(recorder: Recorder, metrics, evaluation, loop_start: float) -> bool:
-    metrics = jax.device_get(metrics)
-    if evaluation is not None:
-        evaluation = {
-            f"{split}_{name}": shortest(value)
-            for split, values in jax.device_get(evaluation).items()
-            for name, value in values._asdict().items()
-        }
-    return recorder.record_epoch(metrics, evaluation, time.perf_counter() - loop_start)
 
 
 def _progress_bar(n_epochs: int, quiet: bool):

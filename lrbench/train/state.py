@@ -19,14 +19,10 @@ class TrainState(struct.PyTreeNode):
     dropout_key: jax.Array  # dropout draws fold in the step: fold_in(dropout_key, step)
 
 
-def create_state(
-    model: nn.Module,
-    tx: optax.GradientTransformation,
-    input_shape: tuple[int, ...],
-    key: jax.Array,
-    dtype: jnp.dtype,
-) -> TrainState:
-    """Initialize under jit: one compiled program instead of hundreds of eager RNG ops."""
+def state_initializer(
+    model: nn.Module, tx: optax.GradientTransformation, input_shape: tuple[int, ...], dtype
+):
+    """key -> TrainState: the pure function (vmap it over keys for sweep members)."""
 
     def init(key: jax.Array) -> TrainState:
         init_key, dropout_key = jax.random.split(key)
@@ -40,7 +36,18 @@ def create_state(
             dropout_key=dropout_key,
         )
 
-    return jax.jit(init)(key)
+    return init
+
+
+def create_state(
+    model: nn.Module,
+    tx: optax.GradientTransformation,
+    input_shape: tuple[int, ...],
+    key: jax.Array,
+    dtype: jnp.dtype,
+) -> TrainState:
+    """Initialize under jit: one compiled program instead of hundreds of eager RNG ops."""
+    return jax.jit(state_initializer(model, tx, input_shape, dtype))(key)
 
 
 def count_params(params: Any) -> int:

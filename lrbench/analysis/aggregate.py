@@ -1,0 +1,44 @@
+"""Seeds (or any other key) aggregated away: one row per group with mean, std, min, max.
+
+Statistics are over the group's completed runs; diverged, failed and running runs are
+counted beside them, never averaged in (a diverged seed's last numbers are not a result).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from lrbench.analysis.table import METRICS, RUNNING, config_text
+
+STATS = ("n", "mean", "std", "min", "max")
+COUNTED = ("diverged", "failed", RUNNING)
+BEST_MARK = "*"
+
+
+def aggregate(frame: pd.DataFrame, keys: list[str], metric: str) -> pd.DataFrame:
+    """One row per distinct combination of ``keys`` (first-seen order): the statistics of
+    ``metric`` (std with ddof=1, the sample standard deviation; NaN for a single run),
+    counts of unfinished runs, and ``best`` marking the group with the best mean."""
+    labels = frame[keys].map(config_text).agg("\x1f".join, axis=1)  # 0.001 == "0.001"
+    rows = []
+    for _, group in frame.groupby(labels, sort=False):
+        done = group[group["status"] == "completed"][metric].dropna().to_numpy(np.float64)
+        rows.append(
+            dict(zip(keys, group[keys].iloc[0], strict=True))
+            | {
+                "n": len(done),
+                "mean": done.mean() if len(done) else np.nan,
+                "std": done.std(ddof=1) if len(done) > 1 else np.nan,
+                "min": done.min() if len(done) else np.nan,
+                "max": done.max() if len(done) else np.nan,
+            }
+            | {status: int((group["status"] == status).sum()) for status in COUNTED}
+        )
+    table = pd.DataFrame(rows, columns=[*keys, *STATS, *COUNTED])
+    table["best"] = ""
+    means = table["mean"]
+    if means.notna().any():
+        best = means.idxmax() if METRICS[metric] else means.idxmin()
+        table.loc[best, "best"] = BEST_MARK
+    return table

@@ -1,0 +1,215 @@
+"""Run directories as one table: a row per run, its config as dotted columns, its outcome.
+
+Reads only config.yaml and summary.json (and metrics.csv's last row for runs still
+going), through ``lrbench.runs``'s readers, so a thousand runs load in well under a second.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from lrbench.analysis.discover import find_runs
+from lrbench.errors import ConfigError
+from lrbench.flat_config import flatten
+from lrbench.runs import STATUSES, read_config, read_metrics, read_summary
+
+RUNNING = "running"  # no summary.json: the run is going, or was killed
+
+# Outcome column -> where it is in summary.json. Final values are named as metrics.csv's
+# columns (val_accuracy is the last evaluation's), best ones with a best_ prefix.
+OUTCOMES: dict[str, tuple[str, ...]] = {
+    "status": ("status",),
+    "steps": ("steps",),
+    "epochs": ("epochs",),
+    "diverged_at_step": ("diverged_at_step",),
+    "lr": ("final", "lr"),
+    "train_loss": ("final", "train_loss"),
+    "train_accuracy": ("final", "train_accuracy"),
+    "val_loss": ("final", "val_loss"),
+    "val_accuracy": ("final", "val_accuracy"),
+    "test_loss": ("final", "test_loss"),
+    "test_accuracy": ("final", "test_accuracy"),
+    "eval_step": ("final_eval_step",),
+    "best_val_accuracy": ("best", "val_accuracy"),
+    "best_val_accuracy_step": ("best", "val_accuracy_step"),
+    "best_val_loss": ("best", "val_loss"),
+    "best_val_loss_step": ("best", "val_loss_step"),
+    "wall_s": ("wall_s",),
+    "steps_per_s": ("steps_per_s",),
+    "error": ("error",),
+}
+TEXT_OUTCOMES = ("status", "error")
+INTEGER_OUTCOMES = (
+    "steps",
+    "diverged_at_step",
+    "eval_step",
+    "best_val_accuracy_step",
+    "best_val_loss_step",
+)
+OPTIONAL_OUTCOMES = ("diverged_at_step", "error")  # shown only when some run has one
+# Metrics that runs are ranked by: True when higher is better.
+METRICS: dict[str, bool] = {
+    "train_loss": False,
+    "train_accuracy": True,
+    "val_loss": False,
+    "val_accuracy": True,
+    "test_loss": False,
+    "test_accuracy": True,
+    "best_val_accuracy": True,
+    "best_val_loss": False,
+    "wall_s": False,
+    "steps_per_s": True,
+}
+DEFAULT_METRIC = "val_accuracy"
+# What the terminal table shows of the outcome (CSV has every column).
+BRIEF = (
+    "status",
+    "steps",
+    "val_loss",
+    "val_accuracy",
+    "test_accuracy",
+    "best_val_accuracy",
+    "wall_s",
+    "steps_per_s",
+)
+
+
+def check_metric(metric: str, flag: str = "--metric") -> str:
+    if metric not in METRICS:
+        raise ConfigError(flag, metric, f"one of {', '.join(METRICS)}")
+    return metric
+
+
+def _lookup(summary: dict, path: tuple[str, ...]):
+    value = summary
+    for key in path:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
+def _read_summary(run: Path) -> dict | None:
+    """summary.json, checked: a corrupt one is bad input, not a run to skip."""
+    try:
+        summary = read_summary(run)
+    except json.JSONDecodeError as error:
+        raise ConfigError(
+            str(run / "summary.json"),
+            "corrupt",
+            f"not valid JSON ({error.msg}, line {error.lineno})",
+        ) from None
+    if summary is not None and (
+        not isinstance(summary, dict) or summary.get("status") not in STATUSES
+    ):
+        status = summary.get("status") if isinstance(summary, dict) else summary
+        raise ConfigError(
+            str(run / "summary.json"),
+            "corrupt",
+            f"status {status!r} is not one of {', '.join(STATUSES)}",
+        )
+    return summary
+
+
+def _read_config(run: Path) -> dict:
+    try:
+        config = read_config(run)
+    except yaml.YAMLError as error:
+        raise ConfigError(
+            str(run / "config.yaml"), "corrupt", f"not valid YAML ({' '.join(str(error).split())})"
+        ) from None
+    if not isinstance(config, dict):
+        raise ConfigError(str(run / "config.yaml"), "corrupt", "not a mapping of keys to values")
+    return config
+
+
+def _progress(run: Path) -> dict:
+    """A run without summary.json: how far metrics.csv got."""
+    rows = read_metrics(run) if (run / "metrics.csv").exists() else []
+    last = rows[-1] if rows else {}
+    return {"status": RUNNING, "steps": last.get("step"), "epochs": last.get("epoch")}
+
+
+def _row(run: Path) -> dict:
+    summary = _read_summary(run)
+    outcome = (
+        _progress(run)
+        if summary is None
+        else {name: _lookup(summary, path) for name, path in OUTCOMES.items()}
+    )
+    return {"run": str(run)} | flatten(_read_config(run)) | outcome
+
+
+def load_table(paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
+    """One row per run found under ``paths``: ``run``, the config's dotted keys, outcomes."""
+    rows = [_row(run) for run in find_runs(paths)]
+    frame = pd.DataFrame.from_records(rows)
+    config = [c for c in frame.columns if c != "run" and c not in OUTCOMES]
+    for name in OUTCOMES:
+        if name not in frame:
+            frame[name] = None
+        if name not in TEXT_OUTCOMES:
+            numbers = pd.to_numeric(frame[name], errors="coerce").astype("float64")
+            frame[name] = numbers.astype("Int64") if name in INTEGER_OUTCOMES else numbers
+    return frame[["run", *config, *OUTCOMES]]
+
+
+def config_columns(frame: pd.DataFrame) -> list[str]:
+    return [c for c in frame.columns if c != "run" and c not in OUTCOMES]
+
+
+def varying_columns(frame: pd.DataFrame) -> list[str]:
+    """Config columns with more than one value (a key missing from some runs counts)."""
+    return [c for c in config_columns(frame) if frame[c].nunique(dropna=False) > 1]
+
+
+def outcome_columns(frame: pd.DataFrame, brief: bool) -> list[str]:
+    names = BRIEF if brief else tuple(OUTCOMES)
+    return [n for n in names if n not in OPTIONAL_OUTCOMES or frame[n].notna().any()]
+
+
+def shorten_runs(table: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """Run paths relative to their common folder (returned too), for people to read."""
+    runs = table["run"].tolist()
+    root = os.path.commonpath(runs) if runs else ""
+    if len(runs) == 1:
+        root = os.path.dirname(root)
+    short = [os.path.relpath(run, root) if root else run for run in runs]
+    return table.assign(run=short), root
+
+
+def independent_columns(frame: pd.DataFrame, columns: list[str]) -> list[str]:
+    """``columns`` less those fixed by the others (optimizer.b1 by optimizer.name): the
+    keys a sweep really varied. Later columns are dropped first."""
+    kept = list(columns)
+    text = frame[kept].map(config_text)
+    for column in reversed(columns):
+        others = [c for c in kept if c != column]
+        if others and (text.groupby(others)[column].nunique() <= 1).all():
+            kept.remove(column)
+    return kept
+
+
+def status_counts(frame: pd.DataFrame) -> str:
+    """Counts of the statuses present, in a fixed order: 3 completed, 1 diverged."""
+    counts = frame["status"].value_counts()
+    return ", ".join(f"{counts[s]} {s}" for s in (*STATUSES, RUNNING) if s in counts)
+
+
+def is_missing(value) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
+
+
+def config_text(value) -> str:
+    """A cell as config.yaml and Hydra overrides write it (true, null, 0.001)."""
+    if is_missing(value):
+        return "null"
+    if isinstance(value, bool | np.bool_):
+        return str(bool(value)).lower()
+    return str(value)

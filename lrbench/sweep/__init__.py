@@ -1,0 +1,1 @@
+"""Sweeps: the vectorized in-process sweep and the sweep-level index of run directories."""

@@ -1,0 +1,88 @@
+"""Train splits larger than the device budget: kept on the host, streamed in chunks.
+
+A train split whose arrays take more than ``dataset.max_device_bytes`` (default 1 GiB)
+stays in host memory. Each epoch draws the same permutation as an on-device run
+(``batch_indices`` of (seed, epoch)), gathers its examples on the host in chunks of
+``max_device_bytes / 4`` (whole batches), ships each chunk with ``device_put`` and runs the
+usual compiled steps over it (in stored order): one shape per run, so one compile (two
+when an epoch's last chunk is shorter). Dispatch is asynchronous, so the host gathers and
+ships chunk i+1 while the device trains on chunk i; the host waits for chunk i-1 to
+finish before shipping i+1, so at most two chunks (half the budget) are on device.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lrbench.config import Loop
+from lrbench.train.loop import batch_indices, make_epoch_runner, sequential_rows
+from lrbench.train.state import TrainState
+from lrbench.train.step import TrainStep
+
+CHUNKS_PER_BUDGET = 4
+
+
+def train_bytes(x: np.ndarray, y: np.ndarray) -> int:
+    return x.nbytes + y.nbytes
+
+
+def fits_on_device(x: np.ndarray, y: np.ndarray, max_device_bytes: int | None) -> bool:
+    """Small sets (no budget: the scikit-learn ones) always live on device."""
+    return max_device_bytes is None or train_bytes(x, y) <= max_device_bytes
+
+
+class StreamEpochs:
+    """An epoch runner over host arrays ``x``, ``y`` (numpy), with the runners' interface."""
+
+    def __init__(self, loop: Loop, step: TrainStep, x: np.ndarray, y: np.ndarray, data_key,
+                 batch_size: int, unroll: int, max_device_bytes: int):
+        self.x, self.y, self.batch_size = x, y, batch_size
+        batch_bytes = batch_size * (x[0].nbytes + y[0].nbytes)
+        self.chunk_steps = max(1, max_device_bytes // CHUNKS_PER_BUDGET // batch_bytes)
+        self._runner = make_epoch_runner(loop, step, None, None, data_key, batch_size, unroll,
+                                         order=sequential_rows)
+        steps_per_epoch = len(y) // batch_size
+        self._rows = jax.jit(lambda epoch: batch_indices(data_key, epoch, len(y), batch_size,
+                                                         steps_per_epoch))
+        self._next: tuple[int, jax.Array] | None = None
+
+    @property
+    def compile_s(self) -> float:
+        return self._runner.compile_s
+
+    def __call__(self, state: TrainState, epoch: int, n_steps: int):
+        rows = self._epoch_rows(epoch)[:n_steps]
+        metrics, in_flight = [], deque()
+        for start in range(0, n_steps, self.chunk_steps):
+            size = min(self.chunk_steps, n_steps - start)
+            x, y = self._chunk(rows[start : start + size])
+            state, chunk_metrics = self._runner.run(state, x, y, 0, size)
+            metrics.append(chunk_metrics)
+            in_flight.append(chunk_metrics)
+            if len(in_flight) > 1:  # back-pressure: bounds the chunks alive on device
+                jax.block_until_ready(in_flight.popleft())
+        if len(metrics) == 1:
+            return state, metrics[0]
+        return state, jax.tree.map(lambda *ms: jnp.concatenate(ms), *metrics)
+
+    def _epoch_rows(self, epoch: int) -> np.ndarray:
+        """This epoch's batches as host indices. The next epoch's are dispatched now, ahead
+        of this epoch's chunks, so reading them next time does not wait for the device."""
+        ready = self._next[1] if self._next is not None and self._next[0] == epoch else None
+        rows = self._rows(jnp.int32(epoch)) if ready is None else ready
+        self._next = (epoch + 1, self._rows(jnp.int32(epoch + 1)))
+        return np.asarray(rows)
+
+    def _chunk(self, rows: np.ndarray) -> tuple[jax.Array, jax.Array]:
+        """The examples of ``rows`` in order, padded to a whole chunk (one shape per run)."""
+        flat = rows.reshape(-1)
+        n = self.chunk_steps * self.batch_size
+        x = np.zeros((n, *self.x.shape[1:]), self.x.dtype)
+        y = np.zeros(n, self.y.dtype)
+        np.take(self.x, flat, axis=0, out=x[: len(flat)], mode="clip")  # unbuffered
+        np.take(self.y, flat, out=y[: len(flat)], mode="clip")
+        return jax.device_put(x), jax.device_put(y)

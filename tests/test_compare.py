@@ -1,0 +1,298 @@
+"""``lrbench compare``: hand-made run directories with known numbers, and a real sweep."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from fake_runs import config, curve_rows, make_run, summary
+
+from lrbench.cli import main
+from lrbench.runs import read_summary
+
+# (optimizer, lr) -> final val_accuracy of seeds 0, 1, 2 (None: that seed diverged)
+KNOWN = {
+    ("adam", 0.01): [0.90, 0.92, 0.97],
+    ("adam", 0.1): [0.80, 0.85, 0.83],
+    ("sgd", 0.01): [0.70, 0.72, 0.71],
+    ("sgd", 0.1): [0.88, 0.86, None],
+}
+DIVERGED_VAL_ACCURACY = 0.5  # its last evaluation before diverging: never averaged in
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    """runs/multirun/<date>/<time>/<job>/ with Hydra's multirun.yaml at the sweep root,
+    plus a run still going (no summary.json) and a failed one."""
+    sweep = tmp_path_factory.mktemp("runs") / "multirun" / "2026-01-01" / "12-00-00"
+    base = {name: config(f"optimizer={name}") for name in ("adam", "sgd")}
+    job = 0
+    for (name, lr), values in KNOWN.items():
+        for seed, value in enumerate(values):
+            cfg = base[name] | {"seed": seed, "optimizer": base[name]["optimizer"] | {"lr": lr}}
+            outcome = (
+                summary("diverged", val_accuracy=DIVERGED_VAL_ACCURACY, steps=40)
+                if value is None
+                else summary(val_accuracy=value, best_val_accuracy=value + 0.01)
+            )
+            make_run(sweep / str(job), cfg, outcome)
+            job += 1
+    running = base["sgd"] | {"seed": 3, "optimizer": base["sgd"]["optimizer"] | {"lr": 0.1}}
+    make_run(sweep / str(job), running, None, rows=curve_rows(27, 0.1))
+    failed = base["adam"] | {"seed": 3, "optimizer": base["adam"]["optimizer"] | {"lr": 0.1}}
+    make_run(sweep / str(job + 1), failed, {"status": "failed", "error": "RuntimeError: boom"})
+    (sweep / "multirun.yaml").write_text("hydra: {}\n")
+    return sweep
+
+
+def _csv(text: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def compare_csv(capsys, *args: str) -> list[dict[str, str]]:
+    capsys.readouterr()
+    assert main(["compare", *args, "-o", "-"]) == 0
+    return _csv(capsys.readouterr().out)
+
+
+def test_one_row_per_run_with_the_columns_that_vary_and_every_outcome(study, tmp_path):
+    out = tmp_path / "results.csv"
+    assert main(["compare", str(study.parents[2]), "-o", str(out)]) == 0
+    rows = _csv(out.read_text())
+    assert len(rows) == 14
+    assert [r["run"] for r in rows] == [str(study / str(job)) for job in range(14)]  # 0, 1, .., 10
+    columns = list(rows[0])
+    for varying in ("name", "seed", "optimizer.name", "optimizer.lr", "optimizer.b1"):
+        assert varying in columns
+    for constant in ("model.name", "train.epochs", "dataset.name", "schedule.name"):
+        assert constant not in columns
+    for outcome in (
+        "status",
+        "steps",
+        "val_accuracy",
+        "best_val_accuracy",
+        "best_val_accuracy_step",
+        "wall_s",
+        "steps_per_s",
+        "diverged_at_step",
+    ):
+        assert outcome in columns
+    first = rows[0]
+    assert (first["optimizer.name"], float(first["optimizer.lr"]), first["seed"]) == (
+        "adam",
+        0.01,
+        "0",
+    )
+    assert float(first["val_accuracy"]) == 0.90
+    assert float(first["best_val_accuracy"]) == pytest.approx(0.91)
+    assert first["steps"] == "90" and first["status"] == "completed"
+
+
+def test_diverged_failed_and_running_runs_appear_with_their_status(study, capsys):
+    rows = {r["run"].rsplit("/", 1)[1]: r for r in compare_csv(capsys, str(study))}
+    assert rows["11"]["status"] == "diverged" and rows["11"]["diverged_at_step"] == "40"
+    assert rows["12"]["status"] == "running"
+    assert rows["12"]["steps"] == "27"  # how far metrics.csv got
+    assert rows["12"]["val_accuracy"] == ""
+    assert rows["13"]["status"] == "failed" and rows["13"]["error"] == "RuntimeError: boom"
+    statuses = [r["status"] for r in rows.values()]
+    assert statuses.count("completed") == 11
+
+
+def test_group_by_gives_numpy_mean_std_min_max_over_completed_seeds(study, capsys):
+    rows = compare_csv(
+        capsys, str(study), "--group-by", "optimizer.name,optimizer.lr", "--metric", "val_accuracy"
+    )
+    assert len(rows) == 4
+    means = {}
+    for row in rows:
+        values = [
+            v for v in KNOWN[row["optimizer.name"], float(row["optimizer.lr"])] if v is not None
+        ]
+        means[row["optimizer.name"], float(row["optimizer.lr"])] = np.mean(values)
+        assert int(row["n"]) == len(values)
+        assert float(row["mean"]) == pytest.approx(np.mean(values), abs=1e-12)
+        assert float(row["std"]) == pytest.approx(np.std(values, ddof=1), abs=1e-12)
+        assert float(row["min"]) == min(values) and float(row["max"]) == max(values)
+    by_key = {(r["optimizer.name"], float(r["optimizer.lr"])): r for r in rows}
+    assert by_key["sgd", 0.1]["diverged"] == "1" and by_key["sgd", 0.1]["running"] == "1"
+    assert by_key["adam", 0.1]["failed"] == "1"
+    best = max(means, key=means.get)
+    assert [k for k, r in by_key.items() if r["best"] == "*"] == [best] == [("adam", 0.01)]
+    assert [float(r["mean"]) for r in rows] == sorted(means.values(), reverse=True)
+
+
+def test_group_by_a_loss_marks_the_lowest_mean(study, capsys):
+    rows = compare_csv(capsys, str(study), "--group-by", "optimizer.lr", "--metric", "val_loss")
+    assert [r["best"] for r in rows] == ["*", ""]
+    assert float(rows[0]["mean"]) <= float(rows[1]["mean"])
+
+
+def test_where_sort_and_top(study, capsys):
+    rows = compare_csv(
+        capsys,
+        str(study),
+        "--where",
+        "optimizer.name=adam",
+        "--sort",
+        "best_val_accuracy",
+        "--top",
+        "4",
+    )
+    assert [r["optimizer.name"] for r in rows] == ["adam"] * 4
+    best = sorted((v + 0.01 for v in KNOWN["adam", 0.01] + KNOWN["adam", 0.1]), reverse=True)
+    assert [float(r["best_val_accuracy"]) for r in rows] == pytest.approx(best[:4])
+
+
+def test_where_compares_numbers_as_numbers_and_takes_alternatives(study, capsys):
+    rows = compare_csv(capsys, str(study), "--where", "optimizer.lr=1e-1", "--where", "seed=0,2")
+    assert sorted((r["optimizer.name"], r["seed"]) for r in rows) == [
+        ("adam", "0"),
+        ("adam", "2"),
+        ("sgd", "0"),
+        ("sgd", "2"),
+    ]
+
+
+def test_ranking_by_a_metric_puts_unfinished_runs_last(study, capsys):
+    rows = compare_csv(
+        capsys, str(study), "--where", "optimizer.name=sgd", "--metric", "val_accuracy"
+    )
+    assert [r["status"] for r in rows][-2:] == ["diverged", "running"]
+    finished = [float(r["val_accuracy"]) for r in rows[:-2]]
+    assert finished == sorted(finished, reverse=True)
+
+
+def test_terminal_table_is_readable(study, capsys):
+    assert main(["compare", str(study), "--where", "optimizer.lr=0.1"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    header = lines[0].split()
+    assert header[:2] == ["run", "name"] and "val_accuracy" in header and "status" in header
+    assert "error" not in header  # the CSV has it
+    assert lines[1].split()[0] == "3"  # run paths below their common folder
+    assert "running" in out and "diverged" in out and "failed" in out
+    assert "NaN" not in out and "<NA>" not in out and "None" not in out  # "-" for no value
+    assert lines[-1] == f"8 runs under {study}: 5 completed, 1 diverged, 1 failed, 1 running"
+
+
+def _bad(tmp_path, study):
+    corrupt = tmp_path / "corrupt"
+    make_run(corrupt / "run", config(), None)
+    (corrupt / "run" / "summary.json").write_text('{"status": "completed", ')
+    (tmp_path / "empty" / ".hydra").mkdir(parents=True)
+    (tmp_path / "empty" / ".hydra" / "config.yaml").write_text("seed: 0\n")  # Hydra's, no run
+    return [
+        ([str(tmp_path / "empty")], "path=", "no run directories (with config.yaml) under it"),
+        ([str(tmp_path / "nowhere")], "path=", "no such directory"),
+        ([str(corrupt)], "summary.json=corrupt: not valid JSON", ""),
+        ([str(study), "--metric", "val_acc"], "--metric=val_acc: one of train_loss,", ""),
+        (
+            [str(study), "--sort", "optimizer.lrr"],
+            "--sort=optimizer.lrr: unknown column",
+            "did you mean optimizer.lr",
+        ),
+        (
+            [str(study), "--group-by", "optimiser.name"],
+            "--group-by=optimiser.name: unknown column",
+            "",
+        ),
+        (
+            [str(study), "--where", "optimizer.name=adamw"],
+            "--where=optimizer.name=adamw: matches no run",
+            "adam, sgd",
+        ),
+        (
+            [str(study), "--where", "optimizer.name"],
+            "--where=optimizer.name: expected key=value",
+            "",
+        ),
+        ([str(study), "-o", str(tmp_path / "out.txt")], "-o=", "must end in .csv"),
+        (
+            [str(study), "--top", "0"],
+            "lrbench compare: argument --top: invalid positive integer",
+            "",
+        ),
+        ([str(study), "--bogus"], "lrbench compare: unrecognized arguments: --bogus", ""),
+    ]
+
+
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(study, tmp_path, capsys):
+    for args, start, part in _bad(tmp_path, study):
+        capsys.readouterr()
+        assert main(["compare", *args]) == 2, args
+        captured = capsys.readouterr()
+        assert captured.err.startswith("lrbench: error: "), (args, captured.err)
+        assert start in captured.err and part in captured.err, (args, captured.err)
+        assert captured.err.count("\n") == 1 and captured.out == ""
+    assert not (tmp_path / "out.txt").exists()
+
+
+def test_a_real_sweep_with_a_diverging_lr(tmp_path, capsys):
+    sweep = tmp_path / "sweep"
+    args = ["train", "-m", "optimizer=sgd", "optimizer.lr=0.05,1e6", "train.epochs=1",
+            f"hydra.sweep.dir={sweep}"]  # fmt: skip
+    assert main(args) == 0
+    rows = compare_csv(capsys, str(sweep))
+    assert [(r["optimizer.lr"], r["status"]) for r in rows] == [
+        ("0.05", "completed"),
+        ("1000000.0", "diverged"),
+    ]
+    for row in rows:
+        summary_json = read_summary(row["run"])
+        assert int(row["steps"]) == summary_json["steps"]
+        if row["status"] == "completed":
+            assert float(row["val_accuracy"]) == summary_json["final"]["val_accuracy"]
+            assert float(row["steps_per_s"]) == summary_json["steps_per_s"]
+        else:
+            assert int(row["diverged_at_step"]) == summary_json["diverged_at_step"]
+
+
+def _thousand_runs(root) -> None:
+    """1,000 sweep jobs written directly (no Hydra per run): 4 optimizers x 5 LRs x 50 seeds."""
+    base = {name: config(f"optimizer={name}") for name in ("adam", "sgd", "momentum", "rmsprop")}
+    job = 0
+    for cfg in base.values():
+        for lr in (1e-4, 1e-3, 1e-2, 1e-1, 1.0):
+            for seed in range(50):
+                run = root / str(job)
+                run.mkdir(parents=True)
+                text = json.dumps(cfg | {"seed": seed, "optimizer": cfg["optimizer"] | {"lr": lr}})
+                (run / "config.yaml").write_text(text)  # JSON is YAML
+                outcome = summary(val_accuracy=0.5 + seed / 100) if seed < 49 else None
+                if outcome is not None:
+                    (run / "summary.json").write_text(json.dumps(outcome))
+                job += 1
+
+
+def test_compare_reads_1000_runs_in_under_2_seconds(tmp_path, capsys):
+    _thousand_runs(tmp_path / "big")
+    start = time.perf_counter()
+    assert main(["compare", str(tmp_path / "big"), "-o", str(tmp_path / "big.csv")]) == 0
+    elapsed = time.perf_counter() - start
+    assert len(_csv((tmp_path / "big.csv").read_text())) == 1000
+    assert elapsed < 2.0, f"compare took {elapsed:.2f} s for 1,000 runs"
+    capsys.readouterr()
+    start = time.perf_counter()
+    args = ["compare", str(tmp_path / "big"), "--group-by", "optimizer.name,optimizer.lr"]
+    assert main(args) == 0
+    assert time.perf_counter() - start < 2.0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1 + 20 + 2  # header, a row per group, a blank line, the counts
+    assert lines[-1] == "1000 runs: 980 completed, 20 running"
+
+
+def test_compare_imports_neither_jax_nor_tensorflow_nor_matplotlib(study):
+    code = (
+        f"import sys; from lrbench.cli import main; main(['compare', {str(study)!r}]); "
+        "heavy = {'jax', 'tensorflow', 'flax', 'optax', 'matplotlib', 'tensorboardX'} & "
+        "{m.split('.')[0] for m in sys.modules}; sys.exit(f'imported {heavy}' if heavy else 0)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr

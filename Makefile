@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-all lint format bench install
+.PHONY: run test test-all lint format bench bench-quick install
 
 # The environment: pinned by constraints.txt so a fresh install is reproducible.
 $(STAMP): pyproject.toml constraints.txt
@@ -29,5 +29,14 @@ format: $(STAMP)
 	$(BIN)/ruff format lrbench tests
 	$(BIN)/ruff check --fix lrbench tests
 
-bench: $(STAMP)
-	@echo "make bench: not yet (benchmarks are their own issue)"
+# Benchmarks need PyTorch (a bench-only dependency: the CPU build, pinned to the wheel this
+# machine ships) and are never part of `make test`.
+$(VENV)/.bench: $(STAMP)
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[bench]'
+	touch $@
+
+bench: $(VENV)/.bench
+	$(BIN)/python bench/run.py
+
+bench-quick: $(VENV)/.bench
+	$(BIN)/python bench/run.py --quick

@@ -42,8 +42,9 @@ def commands(overrides: list[str], n: int, out: Path) -> dict[str, list[str]]:
 
 def wall(args: list[str]) -> float:
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "lrbench.cli", "train", *args], check=True,
-                   capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "lrbench.cli", "train", *args], check=True, capture_output=True
+    )
     return time.perf_counter() - start
 
 
@@ -75,12 +76,16 @@ def main() -> None:
     args = parser.parse_args()
     workloads = {"toy_16": WORKLOADS["toy_16"]} if args.quick else WORKLOADS
     results = measure(1 if args.quick else args.repeats, workloads)
-    print(f"{'workload':<16}{'vmap s':>9}{'basic s':>9}{'basic/vmap':>12}{'no cache/vmap':>15}"
-          f"{'joblib/vmap':>13}")
+    print(
+        f"{'workload':<16}{'vmap s':>9}{'basic s':>9}{'basic/vmap':>12}{'no cache/vmap':>15}"
+        f"{'joblib/vmap':>13}"
+    )
     for name, r in results.items():
         m, x = r["median_s"], r["speedup_of_vmap"]
-        print(f"{name:<16}{m['vmap']:>9.1f}{m['basic']:>9.1f}{x['basic']:>12.1f}"
-              f"{x['basic_no_cache']:>15.1f}{x['joblib']:>13.1f}")
+        print(
+            f"{name:<16}{m['vmap']:>9.1f}{m['basic']:>9.1f}{x['basic']:>12.1f}"
+            f"{x['basic_no_cache']:>15.1f}{x['joblib']:>13.1f}"
+        )
     if args.out:
         args.out.write_text(json.dumps(results, indent=2))
 

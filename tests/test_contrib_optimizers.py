@@ -218,3 +218,26 @@ def test_trains_the_digits_mlp_with_default_settings(name, tmp_path):
     assert summary["final"]["test_accuracy"] >= 0.93
     lrs = [row["lr"] for row in read_metrics(tmp_path)]
     assert all(np.isfinite(lrs)) and all(lr > 0 for lr in lrs)
+
+
+@pytest.mark.parametrize("name", ["sgd_hd", "prodigy", "mechanize"])
+def test_states_vmap_over_sweep_members(name):
+    """Vectorized sweeps vmap over the train state: two members whose peak LRs differ by 2x
+    (set in the state), updated and fed a validation loss under vmap, keep that ratio."""
+    from lrbench.optim.learning_rate import scale_base_lr
+
+    cfg = compose_config(f"optimizer={name}", "schedule=reduce_on_plateau")
+    tx = optim.watch_validation(
+        optim.build(cfg.optimizer, optax.constant_schedule(1.0)), cfg.schedule, jnp.float32
+    )
+    observe = optim.validation_observer(cfg.schedule, jnp.float32)
+    params = {"w": jnp.ones((2, 3))}
+    state = scale_base_lr(jax.vmap(tx.init)(params), jnp.array([1.0, 0.5]))
+
+    def step(state, params):
+        updates, state = tx.update(jax.tree.map(lambda p: 2 * p, params), state, params)
+        return observe(state, jnp.float32(1.0)), optax.apply_updates(params, updates)
+
+    state, params = jax.jit(jax.vmap(step))(state, params)
+    lr = np.asarray(jax.vmap(optim.current_lr)(state))
+    assert lr[1] == pytest.approx(0.5 * lr[0], rel=1e-5)

@@ -226,14 +226,15 @@ DIGITS_CASES = {
 @pytest.mark.parametrize("overrides", DIGITS_CASES.values(), ids=DIGITS_CASES.keys())
 def test_lr_trajectory_matches_the_paper_on_digits(overrides, tmp_path):
     """The run's metrics.csv lr column (float32) over 25 steps of the digits MLP equals the
-    float64 numpy replay to rtol 1e-5 (float32 precision: measured 4e-7), and alpha moved."""
+    float64 numpy replay to rtol 1e-4 (float32 runs: measured 4e-7 on CPU, 4e-5 on an
+    H200 GPU), and alpha moved by far more."""
     n_steps = 25
     args = [*overrides, f"train.steps={n_steps}", "train.log_every=1"]
     assert main(["train", *args, f"hydra.run.dir={tmp_path}"]) == 0
     logged = np.array([row["lr"] for row in read_metrics(tmp_path)])
     expected = _digits_reference_alphas(args, n_steps)
     assert len(logged) == n_steps
-    np.testing.assert_allclose(logged, expected, rtol=1e-5)
+    np.testing.assert_allclose(logged, expected, rtol=1e-4)
     assert abs(expected[-1] / expected[0] - 1) > 0.01
 
 

@@ -173,7 +173,8 @@ def test_find_lr_writes_csv_plot_and_summary(overrides, ramp, tmp_path):
 
 def test_range_test_applies_the_ramp_in_the_run_data_order(tmp_path):
     """SGD's losses during the test equal a replay: p <- p - lr_i * grad on the batches the
-    training run would draw, from the run's initialization (float32, rtol 1e-4)."""
+    training run would draw, from the run's initialization (float32, rtol 1e-3: an LR one
+    ramp step off changes the late losses by ~10%; measured 1.5e-4 on an H200 GPU)."""
     from lrbench import data, models, optim
     from lrbench.train.loop import batch_indices
     from lrbench.train.objective import cross_entropy
@@ -212,7 +213,7 @@ def test_range_test_applies_the_ramp_in_the_run_data_order(tmp_path):
         losses.append(float(loss))
         params = jax.tree.map(lambda p, g, lr=lr: p - np.float32(lr) * g, params, grads)
     n = len(table["loss"])
-    np.testing.assert_allclose(table["loss"], losses[:n], rtol=1e-4)
+    np.testing.assert_allclose(table["loss"], losses[:n], rtol=1e-3)
 
 
 def test_lr_auto_runs_the_range_test_and_trains_with_its_suggestion(tmp_path):

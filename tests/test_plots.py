@@ -100,7 +100,10 @@ def test_sensitivity_draws_numpy_means_on_a_log_axis_and_marks_divergence(study,
     assert ax.get_xlim()[0] < 0.01 and ax.get_xlim()[1] > 1.0  # every run is in view
 
     out = tmp_path / "sensitivity.png"
-    assert main(["plot", "sensitivity", str(study), "-o", str(out)]) == 0
+    assert (
+        main(["plot", "sensitivity", str(study), "--metric", "best_val_accuracy", "-o", str(out)])
+        == 0
+    )
     assert Image.open(out).size == (800, 500)
     for colour in TAB10[:3]:
         assert _pixels_near(out, colour, alpha=0.2, tolerance=25) > 300, colour

@@ -83,7 +83,9 @@ def test_the_table_is_sorted_and_each_config_is_one_click_away(report, study):
 
 
 def test_seeds_are_aggregated_with_the_best_group_marked(report):
-    groups = report.read_text().split("over seeds</h2>")[1].split("<h2>Runs</h2>")[0]
+    text = report.read_text()
+    assert "<h2>val_accuracy by optimizer.name, optimizer.lr, note</h2>" in text
+    groups = text.split("optimizer.lr, note</h2>")[1].split("<h2>Runs</h2>")[0]
     header = re.findall(r"<th>([^<]+)</th>", groups)
     assert header[:4] == ["optimizer.name", "optimizer.lr", "note", "n"]  # not name, b1, b2, eps
     rows = re.findall(r"<tr(?: class=\"(\w*)\")?>(.*?)</tr>", groups)[1:]

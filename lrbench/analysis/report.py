@@ -103,8 +103,10 @@ def _figures(frame: pd.DataFrame, metric: str) -> list[str]:
         ("val_accuracy", lambda: plots.curves(frame, "val_accuracy", hue=hue)),
         ("lr used", lambda: plots.curves(frame, "lr", hue=hue)),
     ]
-    lrs = pd.to_numeric(frame.get("optimizer.lr"), errors="coerce")
-    if lrs is not None and lrs.nunique() > 1:
+    if (
+        "optimizer.lr" in frame
+        and pd.to_numeric(frame["optimizer.lr"], errors="coerce").nunique() > 1
+    ):
         wanted.insert(0, ("LR sensitivity", lambda: plots.sensitivity(frame, metric, hue=hue)))
     images = []
     for alt, draw in wanted:
@@ -131,7 +133,7 @@ def render(frame: pd.DataFrame, options: Namespace, title: str) -> str:
             frame, Namespace(**vars(options) | {"group_by": group_by, "sort": None})
         )
         sections += [
-            f"<h2>{escape(metric)} over seeds</h2>",
+            f"<h2>{escape(metric)} by {escape(group_by.replace(',', ', '))}</h2>",
             "<p>mean, std (ddof=1), min, max over each group's completed runs.</p>",
             _html_table(groups, row_classes=["best" if b else "" for b in groups["best"]]),
         ]

@@ -6,7 +6,6 @@ going), through ``lrbench.runs``'s readers, so a thousand runs load in well unde
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Iterable
@@ -95,15 +94,19 @@ def _lookup(summary: dict, path: tuple[str, ...]):
     return value
 
 
+def _one_line(error: Exception) -> str:
+    return " ".join(str(error).split())
+
+
 def _read_summary(run: Path) -> dict | None:
     """summary.json, checked: a corrupt one is bad input, not a run to skip."""
     try:
         summary = read_summary(run)
-    except json.JSONDecodeError as error:
+    except ValueError as error:  # JSONDecodeError, UnicodeDecodeError
         raise ConfigError(
             str(run / "summary.json"),
             "corrupt",
-            f"not valid JSON ({error.msg}, line {error.lineno})",
+            f"not valid JSON ({_one_line(error)})",
         ) from None
     if summary is not None and (
         not isinstance(summary, dict) or summary.get("status") not in STATUSES
@@ -120,9 +123,9 @@ def _read_summary(run: Path) -> dict | None:
 def _read_config(run: Path) -> dict:
     try:
         config = read_config(run)
-    except yaml.YAMLError as error:
+    except (yaml.YAMLError, ValueError) as error:
         raise ConfigError(
-            str(run / "config.yaml"), "corrupt", f"not valid YAML ({' '.join(str(error).split())})"
+            str(run / "config.yaml"), "corrupt", f"not valid YAML ({_one_line(error)})"
         ) from None
     if not isinstance(config, dict):
         raise ConfigError(str(run / "config.yaml"), "corrupt", "not a mapping of keys to values")

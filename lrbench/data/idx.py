@@ -54,7 +54,8 @@ def _find(folder: Path, split: str, kind: str, key: str) -> Path:
     for path in candidates:
         if path.is_file():
             return path
-    raise ConfigError(key, split, f"no {candidates[0].name} (or {candidates[1].name}) in {folder}")
+    names = ", ".join(path.name for path in candidates)
+    raise ConfigError(key, split, f"none of {names} in {folder}")
 
 
 def read_idx(path: Path, ndim: int) -> np.ndarray:

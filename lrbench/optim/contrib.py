@@ -14,7 +14,7 @@ state (README: "Learning-rate tools").
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -35,44 +35,52 @@ StepSize = Callable[[optax.OptState, optax.OptState], jax.Array]
 
 # ------------------------------------------------------------------ optax.contrib adapters
 # Flat float arguments, so ``inject_hyperparams`` holds each one as an array in the state.
-def prodigy(learning_rate, weight_decay, b1, b2, eps, estim_lr0, estim_lr_coef, safeguard_warmup):
+def prodigy(
+    learning_rate, weight_decay, b1, b2, eps, estim_lr0, estim_lr_coef, safeguard_warmup
+) -> optax.GradientTransformation:
     return contrib.prodigy(
         learning_rate, betas=(b1, b2), eps=eps, estim_lr0=estim_lr0,
         estim_lr_coef=estim_lr_coef, weight_decay=weight_decay, safeguard_warmup=safeguard_warmup,
     )  # fmt: skip
 
 
-def dadapt_adamw(learning_rate, weight_decay, b1, b2, eps, estim_lr0):
+def dadapt_adamw(
+    learning_rate, weight_decay, b1, b2, eps, estim_lr0
+) -> optax.GradientTransformation:
     return contrib.dadapt_adamw(
         learning_rate, betas=(b1, b2), eps=eps, estim_lr0=estim_lr0, weight_decay=weight_decay
     )
 
 
-def cocob(learning_rate, weight_decay, alpha, eps):
+def cocob(learning_rate, weight_decay, alpha, eps) -> optax.GradientTransformation:
     return contrib.cocob(learning_rate, alpha=alpha, eps=eps, weight_decay=weight_decay)
 
 
-def dog(learning_rate, weight_decay, init_distance, eps):
+def dog(learning_rate, weight_decay, init_distance, eps) -> optax.GradientTransformation:
     """r_eps = init_distance * (1 + ||x_0||): the paper's (and optax's) "heuristic" start."""
     return contrib.dog(
         learning_rate, init_step=("heuristic", init_distance), eps=eps, weight_decay=weight_decay
     )
 
 
-def schedule_free_adamw(learning_rate, weight_decay, b1, b2, eps, weight_lr_power):
+def schedule_free_adamw(
+    learning_rate, weight_decay, b1, b2, eps, weight_lr_power
+) -> optax.GradientTransformation:
     return contrib.schedule_free_adamw(
         learning_rate, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay,
         weight_lr_power=weight_lr_power,
     )  # fmt: skip
 
 
-def schedule_free_sgd(learning_rate, weight_decay, b1, weight_lr_power):
+def schedule_free_sgd(
+    learning_rate, weight_decay, b1, weight_lr_power
+) -> optax.GradientTransformation:
     return contrib.schedule_free_sgd(
         learning_rate, b1=b1, weight_decay=weight_decay, weight_lr_power=weight_lr_power
     )
 
 
-def mechanize(base_optimizer, weight_decay, eps, s_init, num_betas):
+def mechanize(base_optimizer, weight_decay, eps, s_init, num_betas) -> optax.GradientTransformation:
     return contrib.mechanize(
         base_optimizer, weight_decay=weight_decay, eps=eps, s_init=s_init, num_betas=num_betas
     )
@@ -136,17 +144,24 @@ def lr_as_argument(
 # ------------------------------------------------------------------------ LR build stages
 # (inject_hyperparams(direction), its hyperparameters, optimizer config, multiplier, dtype)
 # -> the optimizer with its learning rate; see ``lrbench.optim.optimizers.OptimizerEntry``.
-def as_argument(step_size: StepSize | None = None):
+Injector = Callable[..., optax.GradientTransformationExtraArgs]  # inject_hyperparams(direction)
+
+
+def as_argument(step_size: StepSize | None = None) -> Callable[..., optax.GradientTransformation]:
     """The stage of optimizers whose learning rate is their own argument."""
 
-    def stage(inject, hyperparams, cfg, multiplier, dtype):
+    def stage(
+        inject: Injector, hyperparams: dict, cfg: Any, multiplier: optax.Schedule, dtype: jnp.dtype
+    ) -> optax.GradientTransformation:
         injected = inject(learning_rate=cfg.lr, **hyperparams)  # overwritten at each update
         return lr_as_argument(injected, cfg.lr, multiplier, dtype, step_size)
 
     return stage
 
 
-def mechanized(inject, hyperparams, cfg, multiplier, dtype):
+def mechanized(
+    inject: Injector, hyperparams: dict, cfg: Any, multiplier: optax.Schedule, dtype: jnp.dtype
+) -> optax.GradientTransformation:
     """Mechanize around ``cfg.base`` followed by our scheduled LR."""
     scheduled = scale_by_scheduled_lr(cfg.lr, multiplier, dtype)
     base = optax.chain(MECHANIZE_BASES[cfg.base.value](), scheduled)

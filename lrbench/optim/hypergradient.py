@@ -16,7 +16,8 @@ alpha_t * multiplier(t) * u_t and u_{t-1} carries its multiplier (the exact deri
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -81,7 +82,7 @@ register_lr_state(HypergradientState, lambda state: state.lr)
 # ---------------------------------------------------------- directions (learning rate 1)
 # Weight decay is decoupled (inside the direction, as AdamW): the hypergradient is then that
 # of the data loss, and with weight_decay = 0 (the default) these are the paper's methods.
-def sgd_direction(weight_decay, momentum, nesterov):
+def sgd_direction(weight_decay, momentum, nesterov) -> optax.GradientTransformation:
     """-(v_t + wd * p), v_t = momentum * v_{t-1} + g_t (Nesterov: g_t + momentum * v_t)."""
     return optax.chain(
         optax.trace(decay=momentum, nesterov=nesterov),
@@ -90,11 +91,17 @@ def sgd_direction(weight_decay, momentum, nesterov):
     )
 
 
-def adam_direction(weight_decay, b1, b2, eps):
+def adam_direction(weight_decay, b1, b2, eps) -> optax.GradientTransformation:
     """-(m_hat / (sqrt(v_hat) + eps) + wd * p)."""
     return optax.adamw(1.0, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay)
 
 
-def hypergradient_stage(inject, hyperparams, cfg, multiplier, dtype):
+def hypergradient_stage(
+    inject: Callable[..., optax.GradientTransformation],
+    hyperparams: dict,
+    cfg: Any,
+    multiplier: optax.Schedule,
+    dtype: jnp.dtype,
+) -> optax.GradientTransformation:
     """The LR build stage of the *_hd optimizers (see ``OptimizerEntry``)."""
     return hypergradient_descent(inject(**hyperparams), cfg.lr, cfg.hypergrad_lr, multiplier, dtype)

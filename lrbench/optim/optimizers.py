@@ -82,7 +82,13 @@ def _adagrad(weight_decay, initial_accumulator_value, eps):
     )
 
 
-def scheduled(inject, hyperparams, cfg, multiplier, dtype) -> optax.GradientTransformation:
+def scheduled(
+    inject: Callable[..., optax.GradientTransformation],
+    hyperparams: dict,
+    cfg: OptimizerConfig,
+    multiplier: optax.Schedule,
+    dtype: jnp.dtype,
+) -> optax.GradientTransformation:
     """The direction, then our scheduled LR (README: "The learning rate is state")."""
     return optax.chain(inject(**hyperparams), scale_by_scheduled_lr(cfg.lr, multiplier, dtype))
 

@@ -208,6 +208,7 @@ def _train(cfg: Config, setup: Setup, run_dir: RunDir, quiet: bool) -> dict:
     recorder = Recorder(run_dir, plan.steps_per_epoch, plan.log_every, progress)
     setup_s = time.perf_counter() - start
 
+    loop_started_unix = time.time()  # metrics.csv's elapsed_s counts from here
     state, loop_s = run_epochs(state, runner, evaluate, splits, plan, recorder.record, feedback)
     if progress is not None:
         progress.close()
@@ -216,7 +217,7 @@ def _train(cfg: Config, setup: Setup, run_dir: RunDir, quiet: bool) -> dict:
     summary = (
         recorder.outcome(plan)
         | timing(start, setup_s, compile_s, loop_s, recorder.steps_done, setup.load_s)
-        | {"loop": loop}
+        | {"loop": loop, "loop_started_unix": round(loop_started_unix, 4)}
         | environment(setup, state.params)
     )
     log.info("finished: %s", summary)

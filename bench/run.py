@@ -1,0 +1,369 @@
+"""`make bench`: lrbench against baselines measured in the same invocation.
+
+Figures (medians over --repeats, with min-max; ratios against baselines of this run):
+  1. steady-state steps/s: lrbench vs hand-written JAX (a) and PyTorch eager (b), digits and
+     MNIST MLPs; the MLP's GFLOP/s as a fraction of this machine's matmul GFLOP/s (c)
+  2. time from process start to 97% / 98% MNIST test accuracy (MLP, batch 128, Adam 1e-3)
+  2b. MNIST CNN steps/s
+  3. start-up: `lrbench --help`; process start to the first step (compile excluded/included)
+  4. sweeps: see bench/sweeps.py
+  5. `lrbench compare` over 1,000 run directories
+Writes bench/results/<date>.json and prints one table. --quick: fewer, smaller figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import itertools
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+MNIST = BENCH.parents[1] / "shared" / "data" / "mnist"
+IDX = ["dataset.source=idx", f"dataset.path={MNIST}"]
+
+
+def stats(values: list[float]) -> dict:
+    return {
+        "median": statistics.median(values),
+        "min": min(values),
+        "max": max(values),
+        "n": len(values),
+    }
+
+
+def repeat(fn: Callable[[], float], n: int) -> dict:
+    return stats([fn() for _ in range(n)])
+
+
+# -------------------------------------------------------------- 1, 2b: steady-state steps/s
+def lrbench_steps_per_s(overrides: list[str]) -> float:
+    """In process, as `lrbench train`; train_s excludes compiles. Evaluation only at the end,
+    as the baselines' steady-state loops do not evaluate."""
+    from lrbench.cli import main
+    from lrbench.runs import read_summary
+
+    with tempfile.TemporaryDirectory() as tmp:
+        code = main(
+            [
+                "train",
+                *overrides,
+                "train.eval_every=1000",
+                "compile_cache=null",
+                f"hydra.run.dir={tmp}",
+                "hydra/job_logging=disabled",
+            ]
+        )
+        assert code == 0
+        return read_summary(tmp)["steps_per_s"]
+
+
+def handwritten_steps_per_s(workload: str, loop: str, epochs: int = 3) -> float:
+    import handwritten as hw
+    import jax
+    import jax.numpy as jnp
+
+    x, y = hw.WORKLOADS[workload]["data"]()
+    params, tx, opt_state, apply, make = hw.setup(workload, 128, loop)
+    steps = len(y) // 128
+    epoch = make(tx, 128, steps, apply=apply)
+    x, y = jnp.asarray(x), jnp.asarray(y)
+    params, opt_state, losses = epoch(params, opt_state, x, y, jax.random.key(0))  # compile
+    losses.block_until_ready()
+    start = time.perf_counter()
+    for e in range(epochs):
+        params, opt_state, losses = epoch(params, opt_state, x, y, jax.random.key(e))
+    losses.block_until_ready()
+    return epochs * steps / (time.perf_counter() - start)
+
+
+def torch_steps_per_s(workload: str, threads: int) -> float:
+    code = (
+        f"import sys; sys.path.insert(0, {str(BENCH)!r}); import torch_baseline as t; "
+        f"print(t.steps_per_s({workload!r}, {threads}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def matmul_gflops(m: int = 128, k: int = 256, reps: int = 2000) -> float:
+    """(c) what XLA:CPU does at the MLP's matrix sizes: a chain of (m x k) @ (k x k) products,
+    each depending on the last, so none can be hoisted or skipped."""
+    import jax
+    import jax.numpy as jnp
+
+    x = jnp.ones((m, k))
+    w = jnp.full((k, k), 1.0 / k)
+    f = jax.jit(lambda x, w: jax.lax.fori_loop(0, reps, lambda i, x: x @ w, x))
+    f(x, w).block_until_ready()
+    start = time.perf_counter()
+    f(x, w).block_until_ready()
+    return 2 * m * k * k * reps / (time.perf_counter() - start) / 1e9
+
+
+def mlp_flops_per_step(sizes: list[int], batch: int = 128) -> int:
+    """Forward 2·b·in·out per layer, backward twice that."""
+    return 6 * batch * sum(a * b for a, b in itertools.pairwise(sizes))
+
+
+# ---------------------------------------------------------------- 2: time to accuracy
+def time_to_targets(rows: list[tuple[float, float]], targets=(0.97, 0.98)) -> dict:
+    """rows: (seconds since launch, test accuracy) per epoch -> first time at each target."""
+    return {str(t): next((s for s, acc in rows if acc >= t), None) for t in targets}
+
+
+def lrbench_time_to_accuracy(epochs: int) -> dict:
+    from lrbench.runs import read_metrics, read_summary
+
+    with tempfile.TemporaryDirectory() as tmp:
+        launched = time.time()
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "lrbench.cli",
+                "train",
+                "experiment=mnist_mlp",
+                *IDX,
+                f"train.epochs={epochs}",
+                "compile_cache=null",
+                f"hydra.run.dir={tmp}",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        loop_start = read_summary(tmp)["loop_started_unix"]
+        rows = [
+            (loop_start + r["elapsed_s"] - launched, r["test_accuracy"])
+            for r in read_metrics(tmp)
+            if r["test_accuracy"] is not None
+        ]
+    return time_to_targets(rows)
+
+
+def baseline_time_to_accuracy(script: str, epochs: int, *args: str) -> dict:
+    launched = time.time()
+    out = subprocess.run(
+        [sys.executable, str(BENCH / script), "mnist_mlp", "--epochs", str(epochs), *args],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    records = [json.loads(line) for line in out.stdout.splitlines()]
+    return time_to_targets([(r["unix"] - launched, r["test_accuracy"]) for r in records])
+
+
+# ---------------------------------------------------------------- 3, 5: start-up, compare
+def wall(cmd: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def first_step_s() -> dict:
+    from lrbench.runs import read_summary
+
+    with tempfile.TemporaryDirectory() as tmp:
+        launched = time.time()
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "lrbench.cli",
+                "train",
+                "train.epochs=1",
+                "compile_cache=null",
+                f"hydra.run.dir={tmp}",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        summary = read_summary(tmp)
+        to_loop = summary["loop_started_unix"] - launched
+        return {"to_loop_start_s": to_loop, "compile_s": summary["compile_s"]}
+
+
+def fake_runs(root: Path, n: int) -> None:
+    """n run directories with the files of real runs (copied from one tiny real run)."""
+    from lrbench.cli import main
+
+    template = root / "template"
+    assert (
+        main(["train", "train.epochs=1", f"hydra.run.dir={template}", "hydra/job_logging=disabled"])
+        == 0
+    )
+    for i in range(n):
+        run = root / "runs" / f"{i:04d}"
+        run.mkdir(parents=True)
+        for name in ("config.yaml", "metrics.csv", "summary.json"):
+            text = (template / name).read_text()
+            if name == "config.yaml":
+                text = text.replace("lr: 0.001", f"lr: {10 ** -(1 + i % 4)}").replace(
+                    "\nseed: 0", f"\nseed: {i % 3}"
+                )
+            (run / name).write_text(text)
+
+
+# ---------------------------------------------------------------- the run
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="< 2 minutes: fewer figures")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    reps = 3 if args.quick else args.repeats
+    mnist = MNIST.exists()
+    results: dict = {
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "quick": args.quick,
+        "cpus": os.cpu_count(),
+        "figures": {},
+    }
+    fig = results["figures"]
+
+    def report(name: str, value) -> None:
+        fig[name] = value
+        print(f"{name}: {json.dumps(value)}", flush=True)
+
+    # 1. steady-state steps/s (interleaved repetitions, so drift hits all alike)
+    workloads = [("digits_mlp", [], [64, 256, 256, 10])]
+    if mnist and not args.quick:
+        workloads.append(
+            ("mnist_mlp", ["experiment=mnist_mlp", *IDX, "train.epochs=2"], [784, 256, 256, 10])
+        )
+    for name, overrides, sizes in workloads:
+        samples: dict[str, list[float]] = {}
+        for _ in range(reps):
+            samples.setdefault("lrbench", []).append(
+                lrbench_steps_per_s(overrides or ["train.epochs=30"])
+            )
+            samples.setdefault("handwritten_jax", []).append(handwritten_steps_per_s(name, "scan"))
+            for threads in (1, 2):
+                samples.setdefault(f"pytorch_{threads}t", []).append(
+                    torch_steps_per_s(name, threads)
+                )
+        medians = {k: statistics.median(v) for k, v in samples.items()}
+        gflops = matmul_gflops()
+        report(
+            f"steps_per_s/{name}",
+            {
+                **{k: stats(v) for k, v in samples.items()},
+                "lrbench_vs_handwritten": medians["lrbench"] / medians["handwritten_jax"],
+                "lrbench_vs_pytorch_2t": medians["lrbench"] / medians["pytorch_2t"],
+                "matmul_gflops": gflops,
+                "lrbench_gflops": medians["lrbench"] * mlp_flops_per_step(sizes) / 1e9,
+            },
+        )
+
+    # 2. time to accuracy from process start (MNIST MLP)
+    if mnist and not args.quick:
+        rows = {"lrbench": [], "handwritten_jax": [], "pytorch_1t": [], "pytorch_2t": []}
+        for _ in range(reps):
+            rows["lrbench"].append(lrbench_time_to_accuracy(epochs=6))
+            rows["handwritten_jax"].append(baseline_time_to_accuracy("handwritten.py", 6))
+            for t in (1, 2):
+                rows[f"pytorch_{t}t"].append(
+                    baseline_time_to_accuracy("torch_baseline.py", 6, "--threads", str(t))
+                )
+        summary = {}
+        for who, runs in rows.items():
+            for target in ("0.97", "0.98"):
+                times = [r[target] for r in runs if r[target] is not None]
+                summary[f"{who}@{target}"] = stats(times) if times else None
+        report("time_to_accuracy_s/mnist_mlp", summary)
+
+    # 2b. the MNIST CNN
+    if mnist and not args.quick:
+        cnn = {
+            "lrbench": [],
+            "handwritten_jax_step": [],
+            "handwritten_jax_scan": [],
+            "pytorch_2t": [],
+        }
+        for _ in range(max(2, reps // 2)):
+            cnn["lrbench"].append(
+                lrbench_steps_per_s(["dataset=mnist", *IDX, "model=cnn", "train.steps=60"])
+            )
+            cnn["handwritten_jax_step"].append(handwritten_steps_per_s("mnist_cnn", "step", 1))
+            cnn["pytorch_2t"].append(torch_steps_per_s("mnist_cnn", 2))
+        cnn["handwritten_jax_scan"].append(handwritten_steps_per_s("mnist_cnn", "scan", 1))
+        report("steps_per_s/mnist_cnn", {k: stats(v) for k, v in cnn.items()})
+
+    # 3. start-up
+    report(
+        "startup_s",
+        {
+            "lrbench_help": repeat(
+                lambda: wall([sys.executable, "-m", "lrbench.cli", "--help"]), reps
+            ),
+            "first_step": [first_step_s() for _ in range(reps)],
+        },
+    )
+
+    # 5. compare over 1,000 run directories
+    with tempfile.TemporaryDirectory() as tmp:
+        n = 200 if args.quick else 1000
+        fake_runs(Path(tmp), n)
+        report(
+            f"compare_s/{n}_runs",
+            repeat(
+                lambda: wall(
+                    [
+                        sys.executable,
+                        "-m",
+                        "lrbench.cli",
+                        "compare",
+                        f"{tmp}/runs",
+                        "-o",
+                        os.devnull,
+                    ]
+                ),
+                reps,
+            ),
+        )
+
+    # 4. sweeps (quick: toy_16 only)
+    import sweeps
+
+    report(
+        "sweeps_wall_s",
+        sweeps.measure(
+            1 if args.quick else 3,
+            {"toy_16": sweeps.WORKLOADS["toy_16"]} if args.quick else sweeps.WORKLOADS,
+        ),
+    )
+
+    out = (
+        args.out
+        or BENCH / "results" / f"{datetime.date.today()}{'-quick' if args.quick else ''}.json"
+    )
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    print_table(results)
+    print(f"wrote {out}")
+
+
+def print_table(results: dict) -> None:
+    print("\nfigure                                  value")
+    for name, value in results["figures"].items():
+        if isinstance(value, dict):
+            for key, v in value.items():
+                shown = v["median"] if isinstance(v, dict) and "median" in v else v
+                if isinstance(shown, float):
+                    shown = f"{shown:.3g}"
+                print(f"{name + ' ' + key:<60.60} {shown}")
+
+
+if __name__ == "__main__":
+    main()

@@ -7,11 +7,15 @@ from lrbench/data/idx.py on purpose.
 from __future__ import annotations
 
 import gzip
+import os
 from pathlib import Path
 
 import numpy as np
 
-MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+# ../shared/data/mnist beside the project, or $LRBENCH_MNIST (e.g. on a GPU machine).
+MNIST = Path(
+    os.environ.get("LRBENCH_MNIST", Path(__file__).resolve().parents[2] / "shared/data/mnist")
+)
 
 
 def read_idx(path: Path) -> np.ndarray:

@@ -28,7 +28,8 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
-MNIST = BENCH.parents[1] / "shared" / "data" / "mnist"
+from data import MNIST  # noqa: E402  (after the sys.path entry)
+
 IDX = ["dataset.source=idx", f"dataset.path={MNIST}"]
 
 

@@ -95,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     from lrbench.errors import BadInputExit
+    from lrbench.train.interrupt import Interrupted
 
     try:
         return COMMANDS[command](args)
@@ -103,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"lrbench: error: {describe(exit_.error) or exit_.error}", file=sys.stderr)
         return 2
+    except Interrupted as stop:  # SIGTERM/Ctrl-C: the run stopped with a checkpoint
+        print(f"lrbench: {stop.message}", file=sys.stderr)
+        return stop.code
     except Exception as error:  # only known input errors are turned into a line
         from lrbench.input_errors import describe
 

@@ -11,7 +11,8 @@ becomes typed values: ``OmegaConf.to_object`` builds these dataclasses, and thei
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, fields
+import math
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, ClassVar
 
 from hydra.core.config_store import ConfigStore
@@ -97,11 +98,23 @@ class _Checked:
         for key in keys:
             if not getattr(self, key) > 0:
                 self._fail(key, "must be > 0")
+            self._finite(key)
 
     def _non_negative(self, *keys: str) -> None:
         for key in keys:
             if not getattr(self, key) >= 0:
                 self._fail(key, "must be >= 0")
+            self._finite(key)
+
+    def _finite(self, key: str) -> None:
+        if not math.isfinite(getattr(self, key)):
+            self._fail(key, "must be a finite number")
+
+    def _seed(self, *keys: str) -> None:
+        """Seeds are unsigned 32-bit: JAX and scikit-learn would wrap or reject others."""
+        for key in keys:
+            if not 0 <= getattr(self, key) < 2**32:
+                self._fail(key, "must be in [0, 2**32 - 1]")
 
     def _unit_interval(self, *keys: str, closed_right: bool = False) -> None:
         for key in keys:
@@ -184,6 +197,7 @@ class DatasetConfig(_Checked):
                 self._fail(key, "must be in (0, 1): every run is validated and tested")
         if self.val_fraction + self.test_fraction >= 1:
             self._fail("test_fraction", "val_fraction + test_fraction must be < 1")
+        self._seed("split_seed")
 
     @property
     def loader(self) -> str:
@@ -207,6 +221,7 @@ class SyntheticConfig(DatasetConfig):
         if self.n_classes > 2**self.n_features:
             self._fail("n_classes", f"must be <= 2**n_features = {2**self.n_features}")
         self._unit_interval("noise", closed_right=True)
+        self._seed("seed")
 
 
 @dataclass
@@ -617,10 +632,14 @@ class TrainConfig(_Checked):
     dtype: DType = MISSING
     loop: Loop = MISSING
     unroll: int = MISSING
+    checkpoint_every: int = MISSING  # epochs; 0: not by count
+    checkpoint_interval_s: float = MISSING  # seconds; 0: not by time
+    keep_checkpoints: int = MISSING
 
     def __post_init__(self) -> None:
         self._positive("epochs", "batch_size", "eval_every", "eval_batch_size", "log_every")
-        self._positive("unroll")
+        self._positive("unroll", "keep_checkpoints")
+        self._non_negative("checkpoint_every", "checkpoint_interval_s")
         if self.steps is not None:
             self._positive("steps")
 
@@ -684,6 +703,20 @@ class Config(_Checked):
     objective: Objective = MISSING
     compile_cache: str | None = None
     sweep: VmapSweepConfig | None = None
+    # A run directory to go on with, or "auto" (README "Checkpoints and resuming"); a string
+    # and a list of its own, not one `resume` group: Hydra cannot take both `resume=<path>`
+    # and `resume.allow_changes=[...]` for one key.
+    resume: str | None = None
+    resume_allow_changes: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._seed("seed")
+        if self.resume is not None and self.sweep is not None:
+            self._fail("resume", "not with sweep=vmap (its members train as one program): "
+                       "run the sweep again")
+        if self.resume_allow_changes and self.resume is None:
+            raise ConfigError("resume_allow_changes", "[" + ",".join(self.resume_allow_changes)
+                              + "]", "only with resume=<run dir> or resume=auto")
 
 
 SCHEMAS: dict[str, dict[str, type]] = {
@@ -737,7 +770,22 @@ def to_run_config(cfg: DictConfig) -> Config:
     """Turn Hydra's composed config into typed, range-checked dataclasses."""
     run_config = OmegaConf.to_object(cfg)
     assert isinstance(run_config, Config)
+    for name, value in vars(run_config).items():
+        if is_dataclass(value):
+            _reject_added_keys(value, name)
     return run_config
+
+
+def _reject_added_keys(node: Any, prefix: str) -> None:
+    """Keys added with ``+`` inside a group (``+train.epoch=3``, a typo Hydra lets through:
+    OmegaConf sets them as plain attributes). Top-level ones (``+tag=x``) label runs."""
+    allowed = allowed_keys(type(node))
+    for name, value in vars(node).items():
+        if name not in allowed:
+            raise ConfigError(f"{prefix}.{name}", value, f"unknown key (allowed: "
+                              f"{', '.join(allowed)})")
+        if is_dataclass(value):
+            _reject_added_keys(value, f"{prefix}.{name}")
 
 
 def allowed_keys(schema: type) -> list[str]:

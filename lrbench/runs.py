@@ -12,6 +12,7 @@ earlier row intact. A directory without ``summary.json`` is a run still going or
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
@@ -21,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from lrbench import faults
 from lrbench.flat_config import flatten
 
 METRIC_COLUMNS = (
@@ -35,7 +37,10 @@ METRIC_COLUMNS = (
     "test_accuracy",
     "elapsed_s",
 )
-STATUSES = ("completed", "diverged", "failed")
+STATUSES = ("completed", "diverged", "failed", "interrupted")
+METRICS_FILE = "metrics.csv"
+EVENTS_GLOB = "events.out.tfevents.*"
+
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -50,6 +55,7 @@ def write_atomically(path: Path, text: str | bytes) -> None:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+        faults.point(f"write:{path.name}")
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -72,21 +78,59 @@ class RunDir:
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
         self._metrics_file = None
-        self._metrics = None
         self._events = None
 
-    def write_config(self, config: dict) -> None:
+    def write_config(self, config: dict, events_suffix: str = "") -> None:
         from lrbench.tb_events import EventLog  # tensorboardX loads only when a run starts
 
         write_atomically(self.path / "config.yaml", yaml.safe_dump(config, sort_keys=False))
-        self._events = EventLog(self.path, flatten(config))
+        self._events = EventLog(self.path, flatten(config), events_suffix)
+
+    def start_over(self) -> None:
+        """A fresh run in a folder that held one (the same ``hydra.run.dir``, no resume):
+        the old outputs go, so nothing of that run mixes into this one."""
+        for old in (self.path / "summary.json", self.path / METRICS_FILE,
+                    *self.path.glob(EVENTS_GLOB)):
+            old.unlink(missing_ok=True)
+
+    def file_sizes(self) -> dict[str, int]:
+        """Bytes of metrics.csv and each event file now (both are flushed once per epoch):
+        what a checkpoint records, so a resume can cut them back to that moment."""
+        files = [self.path / METRICS_FILE, *self.path.glob(EVENTS_GLOB)]
+        return {file.name: file.stat().st_size for file in files if file.exists()}
+
+    def resume(self, config: dict, sizes: dict[str, int], step: int) -> None:
+        """Continue a stopped run here from a checkpoint at ``step``: metrics.csv and the
+        event files are cut back to ``sizes`` (theirs at the checkpoint: the rows after it
+        are written again, identically), event files begun after it are removed, and the
+        rest goes to a new event file (TensorBoard reads a folder's files in name order).
+        summary.json goes too (the run is going again), and the temp files of atomic writes
+        a kill cut short."""
+        for stale in (self.path / "summary.json", *self.path.glob(".*.tmp")):
+            stale.unlink(missing_ok=True)
+        for events in self.path.glob(EVENTS_GLOB):
+            if events.name in sizes:
+                os.truncate(events, sizes[events.name])
+            else:
+                events.unlink()
+        metrics = self.path / METRICS_FILE
+        if sizes.get(METRICS_FILE):
+            os.truncate(metrics, sizes[METRICS_FILE])
+            self._metrics_file = open(metrics, "a", newline="")  # noqa: SIM115
+        else:
+            metrics.unlink(missing_ok=True)
+        self.write_config(config, events_suffix=f".step{step}")
 
     def append_metrics(self, rows: list[dict]) -> None:
-        if self._metrics is None:
-            self._metrics_file = open(self.path / "metrics.csv", "w", newline="")  # noqa: SIM115
-            self._metrics = csv.DictWriter(self._metrics_file, METRIC_COLUMNS)
-            self._metrics.writeheader()
-        self._metrics.writerows(rows)
+        """One write per epoch, flushed: a kill loses at most this epoch's rows (a row cut
+        short is skipped by ``read_metrics`` and cut off by a resume)."""
+        text = io.StringIO()
+        writer = csv.DictWriter(text, METRIC_COLUMNS)
+        if self._metrics_file is None:
+            self._metrics_file = open(self.path / METRICS_FILE, "w", newline="")  # noqa: SIM115
+            writer.writeheader()
+        writer.writerows(rows)
+        self._metrics_file.write(text.getvalue())
         self._metrics_file.flush()
         if self._events is not None:
             self._events.add_rows(rows)
@@ -113,12 +157,15 @@ def read_summary(path: str | os.PathLike) -> dict | None:
 
 
 def read_metrics(path: str | os.PathLike) -> list[dict[str, float | None]]:
-    """metrics.csv as rows of floats (None where a column was not evaluated at that step)."""
-    with open(Path(path) / "metrics.csv", newline="") as f:
-        return [
-            {k: (float(v) if v != "" else None) for k, v in row.items()}
-            for row in csv.DictReader(f)
-        ]
+    """metrics.csv as rows of floats (None where a column was not evaluated at that step).
+    A last line without its newline is a row cut short by a kill: skipped."""
+    text = (Path(path) / METRICS_FILE).read_text()
+    if not text.endswith("\n"):
+        text = text[: text.rfind("\n") + 1]
+    return [
+        {k: (float(v) if v != "" else None) for k, v in row.items()}
+        for row in csv.DictReader(io.StringIO(text, newline=""))
+    ]
 
 
 def read_config(path: str | os.PathLike) -> dict:

@@ -25,7 +25,10 @@ class EventLog:
     synchronous EventsWriter appends one record per metrics row in ~30 us.
     """
 
-    def __init__(self, path: str | os.PathLike, hparams: dict[str, Scalar]) -> None:
+    def __init__(
+        self, path: str | os.PathLike, hparams: dict[str, Scalar], suffix: str = ""
+    ) -> None:
+        """``suffix`` ends the file's name (a resumed run's file: ``.step<N>``)."""
         # Imported here: `lrbench compare` reads run directories without paying for it.
         from tensorboardX.event_file_writer import EventsWriter
         from tensorboardX.proto.event_pb2 import Event
@@ -34,7 +37,7 @@ class EventLog:
 
         self._event, self._summary = Event, Summary
         self._hparams_summaries = hparams_summaries
-        self._writer = EventsWriter(os.path.join(path, "events"))
+        self._writer = EventsWriter(os.path.join(path, "events"), suffix)
         self._hparams = {k: v for k, v in hparams.items() if v is not None}
         self._last_step = 0
 

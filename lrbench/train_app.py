@@ -13,7 +13,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
-from lrbench.config import register_schemas, resolved_dict, to_run_config
+from lrbench.config import Config, register_schemas, resolved_dict, to_run_config
 from lrbench.errors import BadInputExit, ConfigError
 from lrbench.paths import conf_dir
 
@@ -30,10 +30,8 @@ def train(cfg: DictConfig) -> float:
         run_config = to_run_config(cfg)
         use_compile_cache(run_config.compile_cache)
         if run_config.sweep is None:
-            from lrbench.train.run import run  # JAX loads only when a run really starts
-
-            summaries = [run(run_config, resolved_dict(cfg), out_dir, quiet=multirun)]
-            run_dirs = [out_dir]
+            summary, run_dir = _one_run(run_config, resolved_dict(cfg), out_dir, multirun)
+            summaries, run_dirs = [summary], [run_dir]
         else:
             from lrbench.sweep.vmap import run_vmap_sweep
 
@@ -49,6 +47,27 @@ def train(cfg: DictConfig) -> float:
     finite = [v for v in values if math.isfinite(v)]
     best = max if run_config.objective.name.endswith("accuracy") else min
     return best(finite) if finite else float("nan")
+
+
+def _one_run(cfg: Config, record: dict, out_dir: Path, multirun: bool) -> tuple[dict, Path]:
+    """A fresh run in Hydra's folder, or (``resume``) a stopped one going on in its own
+    folder, or a finished one (``resume=auto``) skipped: its summary as it is."""
+    from lrbench.train.resume import plan_resume
+
+    resume = plan_resume(cfg, record, out_dir, multirun)
+    if resume is None:
+        from lrbench.train.run import run  # JAX loads only when a run really starts
+
+        return run(cfg, record, out_dir, quiet=multirun), out_dir
+    try:
+        if resume.summary is not None:
+            return resume.summary, resume.run_dir
+        from lrbench.train.run import run
+
+        return run(cfg, record, resume.run_dir, quiet=multirun, resume=resume), resume.run_dir
+    finally:
+        if resume.run_dir.absolute() != out_dir.absolute():
+            _remove_unused(out_dir)  # Hydra's new folder: the run's log went on in its own
 
 
 def use_compile_cache(path: str | None) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,13 @@ from lrbench.config import Config, register_schemas, to_run_config
 from lrbench.paths import conf_dir
 
 REPO = Path(__file__).resolve().parents[1]
+
+# absl (imported by optax and TensorFlow) keeps the sys.stderr of its import in a log handler
+# and closes it whenever logging is reconfigured (every in-process Hydra run) if it is no
+# longer sys.stderr: under pytest, a capture file still in use (the run crashes with "lost
+# sys.stderr"). It never closes the real stderr, so point it there.
+absl_logging = pytest.importorskip("absl.logging")
+absl_logging.get_absl_handler().python_handler.setStream(sys.__stderr__)
 
 
 def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None):
@@ -37,3 +45,9 @@ def compose_config(*overrides: str) -> Config:
 @pytest.fixture
 def cli():
     return run_cli
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _compile_cache_outside_the_checkout(tmp_path_factory):
+    """Runs cache compiled programs in a session folder, not the checkout's runs/.cache."""
+    os.environ["LRBENCH_COMPILE_CACHE"] = str(tmp_path_factory.mktemp("compile_cache"))

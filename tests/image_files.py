@@ -37,8 +37,14 @@ def class_pattern_images(n: int, n_classes: int, size: int, seed: int):
     return x, y.astype(np.uint8)
 
 
-def write_mnist_like(folder: Path, n_train: int = 400, n_test: int = 100, size: int = 10,
-                     n_classes: int = 4, compress: bool = True) -> Path:
+def write_mnist_like(
+    folder: Path,
+    n_train: int = 400,
+    n_test: int = 100,
+    size: int = 10,
+    n_classes: int = 4,
+    compress: bool = True,
+) -> Path:
     """train-* and t10k-* IDX files of a small learnable set."""
     folder.mkdir(parents=True, exist_ok=True)
     suffix = ".gz" if compress else ""
@@ -55,8 +61,9 @@ def solid_image(color: tuple[int, int, int], size: tuple[int, int]):
     return Image.new("RGB", size, color)
 
 
-def write_image_folder(root: Path, splits: dict[str, int], classes=("cat", "dog"),
-                       sizes=((20, 16), (33, 25), (16, 16))) -> Path:
+def write_image_folder(
+    root: Path, splits: dict[str, int], classes=("cat", "dog"), sizes=((20, 16), (33, 25), (16, 16))
+) -> Path:
     """<root>/<split>/<class>/<i>.jpg|png: alternating JPEG and PNG files of ``sizes``;
     class k is a noisy image of one dominant color (learnable)."""
     from PIL import Image

@@ -105,6 +105,16 @@ def test_diverged_failed_and_running_runs_appear_with_their_status(study, capsys
     assert statuses.count("completed") == 11
 
 
+def test_range_test_directories_are_not_runs(study, capsys):
+    lr_find = study / "lr_find"
+    lr_find.mkdir()
+    (lr_find / "config.yaml").write_text("name: digits-mlp-adam\n")
+    (lr_find / "lr_find.csv").write_text("step,lr,loss,smoothed_loss\n")
+    (lr_find / "summary.json").write_text('{"kind": "lr_find"}')
+    runs = [r["run"] for r in compare_csv(capsys, str(study))]
+    assert len(runs) == 14 and not any(r.endswith("lr_find") for r in runs)
+
+
 def test_group_by_gives_numpy_mean_std_min_max_over_completed_seeds(study, capsys):
     rows = compare_csv(
         capsys, str(study), "--group-by", "optimizer.name,optimizer.lr", "--metric", "val_accuracy"

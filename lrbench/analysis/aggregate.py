@@ -10,9 +10,10 @@ import numpy as np
 import pandas as pd
 
 from lrbench.analysis.table import METRICS, RUNNING, config_text
+from lrbench.runs import STATUSES
 
 STATS = ("n", "mean", "std", "min", "max")
-COUNTED = ("diverged", "failed", RUNNING)
+COUNTED = (*(s for s in STATUSES if s != "completed"), RUNNING)  # diverged, failed, ...
 BEST_MARK = "*"
 
 

@@ -36,11 +36,18 @@ def find_runs(paths: Iterable[str | os.PathLike]) -> list[Path]:
     return sorted(found, key=_natural_key)
 
 
+def _is_range_test(files: list[str]) -> bool:
+    """`lrbench find-lr` directories: lr_find.csv without training metrics (a run with
+    optimizer.lr=auto has both, and is a run)."""
+    return "lr_find.csv" in files and "metrics.csv" not in files
+
+
 def _runs_under(root: Path) -> list[Path]:
     runs = []
     for folder, subfolders, files in os.walk(root):
         if RUN_MARKER in files:
-            runs.append(Path(folder))
+            if not _is_range_test(files):
+                runs.append(Path(folder))
             subfolders.clear()
         else:
             subfolders[:] = [d for d in subfolders if not d.startswith(".")]

@@ -27,12 +27,17 @@ PREFIXES = {"test": ("test", "t10k")}  # split name -> file prefixes to look for
 def load_idx(cfg: ImageDatasetConfig) -> Dataset:
     folder = Path(cfg.path).expanduser()
     if not folder.is_dir():
-        raise ConfigError("dataset.path", cfg.path, "no such folder (the IDX files' folder: "
-                          "train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-...)")
+        raise ConfigError(
+            "dataset.path",
+            cfg.path,
+            "no such folder (the IDX files' folder: "
+            "train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-...)",
+        )
     train = read_split(folder, cfg.train_split, "dataset.train_split")
     val = None if cfg.val_split is None else read_split(folder, cfg.val_split, "dataset.val_split")
-    test = (None if cfg.test_split is None
-            else read_split(folder, cfg.test_split, "dataset.test_split"))
+    test = (
+        None if cfg.test_split is None else read_split(folder, cfg.test_split, "dataset.test_split")
+    )
     labels = np.concatenate([s.y for s in (train, val, test) if s is not None])
     n_classes = int(labels.max()) + 1
     raw = RawImages(train, val, test, tuple(str(c) for c in range(n_classes)))
@@ -43,14 +48,20 @@ def read_split(folder: Path, split: str, key: str) -> Split:
     images = read_idx(_find(folder, split, "images-idx3-ubyte", key), ndim=3)
     labels = read_idx(_find(folder, split, "labels-idx1-ubyte", key), ndim=1)
     if len(images) != len(labels):
-        raise ConfigError("dataset.path", str(folder), f"split {split!r} has {len(images)} "
-                          f"images but {len(labels)} labels")
+        raise ConfigError(
+            "dataset.path",
+            str(folder),
+            f"split {split!r} has {len(images)} images but {len(labels)} labels",
+        )
     return Split(images[..., None], labels)
 
 
 def _find(folder: Path, split: str, kind: str, key: str) -> Path:
-    candidates = [folder / f"{prefix}-{kind}{suffix}"
-                  for prefix in PREFIXES.get(split, (split,)) for suffix in (".gz", "")]
+    candidates = [
+        folder / f"{prefix}-{kind}{suffix}"
+        for prefix in PREFIXES.get(split, (split,))
+        for suffix in (".gz", "")
+    ]
     for path in candidates:
         if path.is_file():
             return path
@@ -67,8 +78,11 @@ def read_idx(path: Path, ndim: int) -> np.ndarray:
         raise _corrupt(path, f"is truncated: {len(raw)} bytes, shorter than the IDX header")
     magic = int.from_bytes(raw[:4], "big")
     if magic != (UBYTE << 8 | ndim):
-        raise _corrupt(path, f"is not a uint8 IDX file of {ndim} dimensions (magic "
-                       f"0x{magic:08x}, expected 0x{UBYTE << 8 | ndim:08x})")
+        raise _corrupt(
+            path,
+            f"is not a uint8 IDX file of {ndim} dimensions (magic "
+            f"0x{magic:08x}, expected 0x{UBYTE << 8 | ndim:08x})",
+        )
     shape = tuple(int(d) for d in np.frombuffer(raw, ">u4", ndim, 4))
     expected = int(np.prod(shape))
     found = len(raw) - header

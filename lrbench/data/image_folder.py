@@ -27,23 +27,32 @@ EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"}
 def load_image_folder(cfg: ImageDatasetConfig) -> Dataset:
     root = Path(cfg.path).expanduser()
     if not root.is_dir():
-        raise ConfigError("dataset.path", cfg.path,
-                          "no such folder (expected <path>/<split>/<class>/*.jpg|png)")
+        raise ConfigError(
+            "dataset.path", cfg.path, "no such folder (expected <path>/<split>/<class>/*.jpg|png)"
+        )
     train_dir = _split_dir(root, cfg.train_split, "train")
-    classes = tuple(sorted(p.name for p in train_dir.iterdir()
-                           if p.is_dir() and not p.name.startswith(".")))
+    classes = tuple(
+        sorted(p.name for p in train_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+    )
     if not classes:
-        raise ConfigError("dataset.path", cfg.path, f"no class folders in {train_dir} "
-                          "(expected <path>/<split>/<class>/*.jpg|png)")
+        raise ConfigError(
+            "dataset.path",
+            cfg.path,
+            f"no class folders in {train_dir} (expected <path>/<split>/<class>/*.jpg|png)",
+        )
     decode = _decoder(root, cfg.image_size)
     splits = {
         which: None if name is None else _read_split(_split_dir(root, name, which), classes, decode)
-        for which, name in (("train", cfg.train_split), ("val", cfg.val_split),
-                            ("test", cfg.test_split))
+        for which, name in (
+            ("train", cfg.train_split),
+            ("val", cfg.val_split),
+            ("test", cfg.test_split),
+        )
     }
     _check_sizes([s for s in splits.values() if s is not None], root)
-    return build_image_dataset(cfg, RawImages(splits["train"], splits["val"], splits["test"],
-                                              classes))
+    return build_image_dataset(
+        cfg, RawImages(splits["train"], splits["val"], splits["test"], classes)
+    )
 
 
 def _split_dir(root: Path, name: str, which: str) -> Path:
@@ -58,14 +67,21 @@ def _read_split(folder: Path, classes: tuple[str, ...], decode: Callable) -> Spl
     files, labels = [], []
     for child in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
         if child.name not in classes:
-            raise ConfigError("dataset.path", str(folder.parent), f"{folder.name}/{child.name} "
-                              f"is not a class of the train split ({', '.join(classes)})")
+            raise ConfigError(
+                "dataset.path",
+                str(folder.parent),
+                f"{folder.name}/{child.name} "
+                f"is not a class of the train split ({', '.join(classes)})",
+            )
         images = sorted(p for p in child.iterdir() if p.suffix.lower() in EXTENSIONS)
         files += images
         labels += [classes.index(child.name)] * len(images)
     if not files:
-        raise ConfigError("dataset.path", str(folder.parent),
-                          f"no images in {folder} (expected {folder}/<class>/*.jpg|png)")
+        raise ConfigError(
+            "dataset.path",
+            str(folder.parent),
+            f"no images in {folder} (expected {folder}/<class>/*.jpg|png)",
+        )
     with ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:
         images = list(pool.map(decode, files))
     if len({image.shape for image in images}) > 1:
@@ -86,8 +102,11 @@ def _decoder(root: Path, size: int | None) -> Callable[[Path], np.ndarray]:
                     image = image.resize((size, size), Image.Resampling.BILINEAR)
                 return np.asarray(image, np.uint8)
         except (OSError, ValueError, Image.DecompressionBombError) as error:
-            raise ConfigError("dataset.path", str(root), f"cannot read image "
-                              f"{path.relative_to(root)} ({error}): remove or replace it") from None
+            raise ConfigError(
+                "dataset.path",
+                str(root),
+                f"cannot read image {path.relative_to(root)} ({error}): remove or replace it",
+            ) from None
 
     return decode
 
@@ -95,13 +114,21 @@ def _decoder(root: Path, size: int | None) -> Callable[[Path], np.ndarray]:
 def _check_sizes(splits: list[Split], root: Path) -> None:
     shapes = {s.x.shape[1:] for s in splits}
     if len(shapes) > 1:
-        raise ConfigError("dataset.image_size", None, f"the splits under {root} differ in image "
-                          f"size ({sorted(shapes)}): set dataset.image_size to resize them")
+        raise ConfigError(
+            "dataset.image_size",
+            None,
+            f"the splits under {root} differ in image "
+            f"size ({sorted(shapes)}): set dataset.image_size to resize them",
+        )
 
 
 def _differing_sizes(images: list[np.ndarray], files: list[Path]) -> None:
     first = images[0].shape
     other = next(i for i, image in enumerate(images) if image.shape != first)
-    raise ConfigError("dataset.image_size", None, f"images differ in size ({files[0].name}: "
-                      f"{first[1]}x{first[0]}, {files[other].name}: {images[other].shape[1]}x"
-                      f"{images[other].shape[0]}): set dataset.image_size to resize them")
+    raise ConfigError(
+        "dataset.image_size",
+        None,
+        f"images differ in size ({files[0].name}: "
+        f"{first[1]}x{first[0]}, {files[other].name}: {images[other].shape[1]}x"
+        f"{images[other].shape[0]}): set dataset.image_size to resize them",
+    )

@@ -47,13 +47,22 @@ def build_image_dataset(cfg: ImageDatasetConfig, raw: RawImages) -> Dataset:
     _check_classes(cfg, splits, raw.class_names)
     mean, std = _statistics(cfg, train.x)
     image_shape = tuple(int(d) for d in train.x.shape[1:])
-    preprocess = Preprocess(mean=mean, std=std, crop_padding=cfg.augment.crop_padding,
-                            flip=cfg.augment.flip)
-    spec = DataSpec(input_shape=image_shape, n_classes=n_classes, image_shape=image_shape,
-                    preprocess=preprocess)
+    preprocess = Preprocess(
+        mean=mean, std=std, crop_padding=cfg.augment.crop_padding, flip=cfg.augment.flip
+    )
+    spec = DataSpec(
+        input_shape=image_shape, n_classes=n_classes, image_shape=image_shape, preprocess=preprocess
+    )
     label = np.int32
-    return Dataset(spec=spec, x_train=train.x, y_train=train.y.astype(label), x_val=val.x,
-                   y_val=val.y.astype(label), x_test=test.x, y_test=test.y.astype(label))
+    return Dataset(
+        spec=spec,
+        x_train=train.x,
+        y_train=train.y.astype(label),
+        x_val=val.x,
+        y_val=val.y.astype(label),
+        x_test=test.x,
+        y_test=test.y.astype(label),
+    )
 
 
 def _complete_splits(cfg: ImageDatasetConfig, raw: RawImages) -> tuple[Split, Split, Split]:
@@ -66,13 +75,15 @@ def _complete_splits(cfg: ImageDatasetConfig, raw: RawImages) -> tuple[Split, Sp
         remaining -= cfg.test_fraction
     if val is None:
         share = cfg.val_fraction / remaining
-        train, val = carve(train, share, cfg.split_seed, "dataset.val_fraction",
-                           shown=cfg.val_fraction)
+        train, val = carve(
+            train, share, cfg.split_seed, "dataset.val_fraction", shown=cfg.val_fraction
+        )
     return train, val, test
 
 
-def carve(split: Split, fraction: float, seed: int, key: str,
-          shown: float | None = None) -> tuple[Split, Split]:
+def carve(
+    split: Split, fraction: float, seed: int, key: str, shown: float | None = None
+) -> tuple[Split, Split]:
     """(rest, carved): a stratified ``fraction`` of ``split``, the same for the same seed.
 
     Each class gives round(fraction * its size) examples, at least one, and keeps one.
@@ -83,8 +94,11 @@ def carve(split: Split, fraction: float, seed: int, key: str,
     rng = np.random.default_rng(seed)
     labels, counts = np.unique(split.y, return_counts=True)
     if counts.min() < 2:
-        raise ConfigError(key, shown, f"class {labels[counts.argmin()]} has a single example: "
-                          "a stratified split needs two")
+        raise ConfigError(
+            key,
+            shown,
+            f"class {labels[counts.argmin()]} has a single example: a stratified split needs two",
+        )
     order = np.argsort(split.y, kind="stable")
     carved = []
     for members in np.split(order, np.cumsum(counts)[:-1]):
@@ -95,8 +109,9 @@ def carve(split: Split, fraction: float, seed: int, key: str,
     return Split(split.x[rest], split.y[rest]), Split(split.x[carved], split.y[carved])
 
 
-def _check_classes(cfg: ImageDatasetConfig, splits: dict[str, Split],
-                   class_names: tuple[str, ...]) -> None:
+def _check_classes(
+    cfg: ImageDatasetConfig, splits: dict[str, Split], class_names: tuple[str, ...]
+) -> None:
     key, value = source_key(cfg)
     n_classes = len(class_names)
     for name, split in splits.items():
@@ -104,12 +119,19 @@ def _check_classes(cfg: ImageDatasetConfig, splits: dict[str, Split],
             raise ConfigError(key, value, f"the {name} split is empty")
         counts = np.bincount(split.y, minlength=n_classes)
         if len(counts) > n_classes:
-            raise ConfigError(key, value, f"the {name} split has label {len(counts) - 1}, "
-                              f"beyond the {n_classes} classes")
+            raise ConfigError(
+                key,
+                value,
+                f"the {name} split has label {len(counts) - 1}, beyond the {n_classes} classes",
+            )
         missing = [class_names[c] for c in np.flatnonzero(counts == 0)]
         if missing:
-            raise ConfigError(key, value, f"the {name} split has no examples of class "
-                              f"{', '.join(map(repr, missing))} (every split needs every class)")
+            raise ConfigError(
+                key,
+                value,
+                f"the {name} split has no examples of class "
+                f"{', '.join(map(repr, missing))} (every split needs every class)",
+            )
 
 
 def _statistics(cfg: ImageDatasetConfig, x: np.ndarray) -> tuple[tuple[float, ...], ...]:
@@ -120,8 +142,9 @@ def _statistics(cfg: ImageDatasetConfig, x: np.ndarray) -> tuple[tuple[float, ..
         return (0.0,) * channels, (1.0,) * channels
     if cfg.mean is not None:
         if len(cfg.mean) != channels:
-            raise ConfigError("dataset.mean", list(cfg.mean),
-                              f"one value per channel: the images have {channels}")
+            raise ConfigError(
+                "dataset.mean", list(cfg.mean), f"one value per channel: the images have {channels}"
+            )
         return tuple(map(float, cfg.mean)), tuple(map(float, cfg.std))
     return fitted_statistics(x)
 

@@ -9,6 +9,8 @@ line saying which set, where it looked and how to get it.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import socket
 
@@ -28,19 +30,42 @@ READ_BATCH = 1024
 
 def load_tfds(cfg: ImageDatasetConfig) -> Dataset:
     tfds = import_tfds()
+    with _quiet_absl():
+        raw = _read(tfds, cfg)
+    return build_image_dataset(cfg, raw)
+
+
+def _read(tfds, cfg: ImageDatasetConfig) -> RawImages:
     builder = _builder(tfds, cfg)
     image_key, label_key = _supervised_keys(builder, cfg.name)
     if None in builder.info.features[image_key].shape[:2] and cfg.image_size is None:
-        raise ConfigError("dataset.image_size", None, f"{cfg.name}'s images vary in size: "
-                          "set dataset.image_size (e.g. 128) to resize them")
+        raise ConfigError(
+            "dataset.image_size",
+            None,
+            f"{cfg.name}'s images vary in size: set dataset.image_size (e.g. 128) to resize them",
+        )
     names = {"train": cfg.train_split, "val": cfg.val_split, "test": cfg.test_split}
-    datasets = {which: _open_split(tfds, builder, cfg, which, name)
-                for which, name in names.items() if name is not None}
+    datasets = {
+        which: _open_split(tfds, builder, cfg, which, name)
+        for which, name in names.items()
+        if name is not None
+    }
     splits = {which: _to_numpy(tfds, ds, cfg.image_size) for which, ds in datasets.items()}
     classes = tuple(builder.info.features[label_key].names)
-    return build_image_dataset(
-        cfg, RawImages(splits["train"], splits.get("val"), splits.get("test"), classes)
-    )
+    return RawImages(splits["train"], splits.get("val"), splits.get("test"), classes)
+
+
+@contextlib.contextmanager
+def _quiet_absl():
+    """TFDS logs deprecations and metadata notices through absl at WARNING: noise on the
+    user's terminal (our errors are one line)."""
+    logger = logging.getLogger("absl")
+    previous = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)
 
 
 def import_tfds():
@@ -51,14 +76,16 @@ def import_tfds():
         import tensorflow_datasets as tfds
     except ImportError as error:
         hint = "pip install 'lrbench[tfds]', or use dataset.source=idx|image_folder"
-        raise ConfigError("dataset.source", "tfds",
-                          f"needs TensorFlow Datasets ({error}): {hint}") from None
+        raise ConfigError(
+            "dataset.source", "tfds", f"needs TensorFlow Datasets ({error}): {hint}"
+        ) from None
     tf.config.set_visible_devices([], "GPU")
     return tfds
 
 
-def network_available(host: tuple[str, int] = DOWNLOAD_HOST,
-                      timeout: float = PROBE_TIMEOUT_S) -> bool:
+def network_available(
+    host: tuple[str, int] = DOWNLOAD_HOST, timeout: float = PROBE_TIMEOUT_S
+) -> bool:
     try:
         with socket.create_connection(host, timeout=timeout):
             return True
@@ -70,8 +97,11 @@ def _builder(tfds, cfg: ImageDatasetConfig):
     try:
         return tfds.builder(cfg.name, data_dir=cfg.path)
     except tfds.core.registered.DatasetNotFoundError:
-        raise ConfigError("dataset.name", cfg.name, "not a TFDS dataset (see "
-                          "tfds.list_builders(); or dataset.source=idx|image_folder)") from None
+        raise ConfigError(
+            "dataset.name",
+            cfg.name,
+            "not a TFDS dataset (see tfds.list_builders(); or dataset.source=idx|image_folder)",
+        ) from None
 
 
 def _supervised_keys(builder, name: str) -> tuple[str, str]:
@@ -79,10 +109,18 @@ def _supervised_keys(builder, name: str) -> tuple[str, str]:
 
     keys = builder.info.supervised_keys
     features = builder.info.features
-    if (not keys or len(keys) != 2 or not isinstance(features[keys[0]], tfds_features.Image)
-            or not isinstance(features[keys[1]], tfds_features.ClassLabel)):
-        raise ConfigError("dataset.name", name, "not an image-classification set (its "
-                          "supervised keys must be an image and a class label)")
+    if (
+        not keys
+        or len(keys) != 2
+        or not isinstance(features[keys[0]], tfds_features.Image)
+        or not isinstance(features[keys[1]], tfds_features.ClassLabel)
+    ):
+        raise ConfigError(
+            "dataset.name",
+            name,
+            "not an image-classification set (its "
+            "supervised keys must be an image and a class label)",
+        )
     return keys
 
 
@@ -97,27 +135,38 @@ def _open_split(tfds, builder, cfg: ImageDatasetConfig, which: str, split: str):
 
 def _load(tfds, cfg: ImageDatasetConfig, which: str, split: str):
     try:
-        return tfds.load(cfg.name, split=split, data_dir=cfg.path, as_supervised=True,
-                         shuffle_files=False, download=False)
+        return tfds.load(
+            cfg.name,
+            split=split,
+            data_dir=cfg.path,
+            as_supervised=True,
+            shuffle_files=False,
+            download=False,
+        )
     except (ValueError, KeyError) as error:
-        raise ConfigError(f"dataset.{which}_split", split,
-                          f"not a split of {cfg.name} ({error})") from None
+        raise ConfigError(
+            f"dataset.{which}_split", split, f"not a split of {cfg.name} ({error})"
+        ) from None
 
 
 def _download(builder, cfg: ImageDatasetConfig) -> None:
     where = f"not in data_dir={builder.data_dir_root}"
-    get_it = ("run once with network access to download it there, or read local files with "
-              "dataset.source=idx dataset.path=<folder> or dataset=image_folder")
+    get_it = (
+        "run once with network access to download it there, or read local files with "
+        "dataset.source=idx dataset.path=<folder> or dataset=image_folder"
+    )
     if not cfg.download:
         raise ConfigError("dataset.name", cfg.name, f"{where} and dataset.download=false: {get_it}")
     if not network_available():
-        raise ConfigError("dataset.name", cfg.name,
-                          f"{where} and no network to download it: {get_it}")
+        raise ConfigError(
+            "dataset.name", cfg.name, f"{where} and no network to download it: {get_it}"
+        )
     try:
         builder.download_and_prepare()
     except Exception as error:  # network and archive errors surface as many types
-        raise ConfigError("dataset.name", cfg.name,
-                          f"download failed ({type(error).__name__}: {error}): {get_it}") from None
+        raise ConfigError(
+            "dataset.name", cfg.name, f"download failed ({type(error).__name__}: {error}): {get_it}"
+        ) from None
 
 
 def _to_numpy(tfds, ds, image_size: int | None) -> Split:
@@ -125,6 +174,7 @@ def _to_numpy(tfds, ds, image_size: int | None) -> Split:
     import tensorflow as tf
 
     if image_size is not None:
+
         def resize(image, label):
             resized = tf.image.resize(image, (image_size, image_size), antialias=True)
             return tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8), label

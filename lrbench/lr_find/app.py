@@ -30,7 +30,10 @@ def find_lr(cfg: DictConfig) -> float | None:
 
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
-        result = run_range_test(to_run_config(cfg))
+        run_config = to_run_config(cfg)
+        if run_config.resume is not None:
+            raise ConfigError("resume", run_config.resume, "only for lrbench train")
+        result = run_range_test(run_config)
     except ConfigError as error:
         _remove_unused(out_dir)
         raise BadInputExit(error) from error

@@ -35,8 +35,15 @@ class BasicBlock(nn.Module):
 
     def _conv(self, x, features: int, kernel: int, stride: int, train: bool) -> jnp.ndarray:
         """conv -> BatchNorm (no bias when normalized: BatchNorm's shift replaces it)."""
-        x = nn.Conv(features, (kernel, kernel), strides=stride, use_bias=not self.batch_norm,
-                    kernel_init=HE_NORMAL, dtype=self.dtype, param_dtype=self.dtype)(x)
+        x = nn.Conv(
+            features,
+            (kernel, kernel),
+            strides=stride,
+            use_bias=not self.batch_norm,
+            kernel_init=HE_NORMAL,
+            dtype=self.dtype,
+            param_dtype=self.dtype,
+        )(x)
         return batch_normalize(x, train=train, dtype=self.dtype) if self.batch_norm else x
 
 
@@ -51,16 +58,20 @@ class ResNet(nn.Module):
     @nn.compact
     def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
         x = x.reshape((x.shape[0], *self.image_shape))
-        x = nn.Conv(self.width, (3, 3), use_bias=not self.batch_norm, kernel_init=HE_NORMAL,
-                    dtype=self.dtype, param_dtype=self.dtype)(x)
+        x = nn.Conv(
+            self.width,
+            (3, 3),
+            use_bias=not self.batch_norm,
+            kernel_init=HE_NORMAL,
+            dtype=self.dtype,
+            param_dtype=self.dtype,
+        )(x)
         if self.batch_norm:
             x = batch_normalize(x, train=train, dtype=self.dtype)
         x = nn.relu(x)
         for stage, n_blocks in enumerate(self.stage_blocks):
             for block in range(n_blocks):
                 stride = 2 if stage > 0 and block == 0 else 1
-                x = BasicBlock(self.width * 2**stage, stride, self.batch_norm, self.dtype)(
-                    x, train
-                )
+                x = BasicBlock(self.width * 2**stage, stride, self.batch_norm, self.dtype)(x, train)
         x = x.mean(axis=(1, 2))
         return nn.Dense(self.n_outputs, dtype=self.dtype, param_dtype=self.dtype)(x)

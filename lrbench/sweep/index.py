@@ -1,7 +1,9 @@
 """The sweep-level index: one row per finished job in ``<sweep dir>/sweep.csv``.
 
 Jobs of a parallel launcher (joblib, SLURM) finish in any order and in other processes, so
-each row is appended under an exclusive lock (fcntl) in one write.
+the file is rewritten under an exclusive lock (fcntl, on ``.sweep.csv.lock``: the file
+itself is replaced) and atomically (temp file + rename). A job indexed again (a sweep
+re-launched with ``resume=auto``) replaces its row.
 """
 
 from __future__ import annotations
@@ -10,8 +12,9 @@ import csv
 import fcntl
 import io
 import json
-import os
 from pathlib import Path
+
+from lrbench.runs import write_atomically
 
 COLUMNS = (
     "job", "run_dir", "overrides", "status", "best_val_accuracy", "best_val_loss",
@@ -37,19 +40,14 @@ class SweepIndex:
             "wall_s": summary.get("wall_s"),
         }
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a", newline="") as f:
-            fcntl.flock(f, fcntl.LOCK_EX)
-            try:
-                f.seek(0, os.SEEK_END)  # where the file ends now that we hold the lock
-                text = io.StringIO()
-                writer = csv.DictWriter(text, COLUMNS)
-                if f.tell() == 0:
-                    writer.writeheader()
-                writer.writerow(row)
-                f.write(text.getvalue())
-                f.flush()
-            finally:
-                fcntl.flock(f, fcntl.LOCK_UN)
+        with open(self.path.with_name(f".{self.path.name}.lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+            rows = self.read() if self.path.exists() else []
+            text = io.StringIO()
+            writer = csv.DictWriter(text, COLUMNS)
+            writer.writeheader()
+            writer.writerows([r for r in rows if r["job"] != str(job)] + [row])
+            write_atomically(self.path, text.getvalue())
 
     def read(self) -> list[dict]:
         with open(self.path, newline="") as f:

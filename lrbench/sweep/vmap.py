@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lrbench import optim
 from lrbench.config import Config
 from lrbench.optim.hyperparams import with_hyperparams
 from lrbench.runs import RunDir
@@ -24,6 +25,7 @@ from lrbench.sweep.index import SweepIndex
 from lrbench.sweep.members import Member, expand
 from lrbench.train.epochs import run_epochs
 from lrbench.train.evaluate import Evaluator
+from lrbench.train.feedback import ValidationFeedback
 from lrbench.train.recorder import Recorder
 from lrbench.train.run import (
     Setup,
@@ -69,7 +71,9 @@ def _train_chunk(chunk: list[Member], setup: Setup, out_dir: Path) -> list[dict]
     }
     states = states.replace(opt_state=with_hyperparams(states.opt_state, hyperparams))
     runner, loop = build_runner(cfg, setup, data_keys, members=True)
-    evaluate = Evaluator(setup.model, members=True)
+    evaluate = Evaluator(setup.model, members=True, eval_params=optim.eval_params(cfg.optimizer))
+    observer = optim.validation_observer(cfg.schedule, setup.dtype)
+    feedback = None if observer is None else ValidationFeedback(observer, members=True)
     splits = eval_splits(cfg, setup)
     plan = setup.plan
     recorders = []
@@ -87,16 +91,17 @@ def _train_chunk(chunk: list[Member], setup: Setup, out_dir: Path) -> list[dict]
                 recorder.record(*lane, elapsed_s)
         return all(recorder.diverged_at is not None for recorder in recorders)
 
-    states, loop_s = run_epochs(states, runner, evaluate, splits, plan, record)
-    compile_s = runner.compile_s + evaluate.compile_s
+    loop_started_unix = time.time()
+    states, loop_s = run_epochs(states, runner, evaluate, splits, plan, record, feedback)
+    compile_s = runner.compile_s + evaluate.compile_s + (feedback.compile_s if feedback else 0.0)
     summaries = []
     for k, (member, recorder) in enumerate(zip(chunk, recorders, strict=True)):
         params = jax.tree.map(lambda a, k=k: a[k], states.params)
         summary = (
             recorder.outcome(plan)
             | timing(start, setup_s, compile_s, loop_s, recorder.steps_done, setup.load_s)
-            | {"loop": f"vmap/{loop}", "sweep": {"member": member.index, "members": len(chunk),
-                                                 "values": member.values}}
+            | {"loop": f"vmap/{loop}", "loop_started_unix": round(loop_started_unix, 4),
+               "sweep": {"member": member.index, "members": len(chunk), "values": member.values}}
             | environment(setup, params)
         )
         recorder.run_dir.write_summary(summary)

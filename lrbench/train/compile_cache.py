@@ -9,6 +9,8 @@ from __future__ import annotations
 import time
 from collections.abc import Hashable
 
+from lrbench import faults
+
 
 class CompileCache:
     def __init__(self) -> None:
@@ -18,6 +20,7 @@ class CompileCache:
     def get(self, key: Hashable, jitted, *args):
         """The compiled executable of ``jitted`` for ``args`` (compiled on first use of key)."""
         if key not in self._compiled:
+            faults.point("compile")
             start = time.perf_counter()
             self._compiled[key] = jitted.lower(*args).compile()
             self.compile_s += time.perf_counter() - start

@@ -7,7 +7,7 @@ epoch first), so writing rows never stalls training.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -59,10 +59,34 @@ class Recorder:
     best_val_accuracy: Best = field(default_factory=Best)
     best_val_loss: Best = field(default_factory=Best)
     _last_time: float = 0.0
+    _clock_offset: float = 0.0  # a resumed run's clock goes on from its checkpoint's
 
     def record(self, metrics, evaluation: dict | None, elapsed_s: float) -> bool:
         """Record one epoch fetched from the device; True when training must stop."""
-        return self.record_epoch(metrics, flatten_evaluation(evaluation), elapsed_s)
+        return self.record_epoch(
+            metrics, flatten_evaluation(evaluation), elapsed_s + self._clock_offset
+        )
+
+    def bookkeeping(self) -> dict:
+        """What a checkpoint keeps of the recorder (plain JSON values), so that a resumed
+        run goes on with the same step count, last row and evaluation, bests and clock."""
+        return {
+            "steps_done": self.steps_done,
+            "last_row": self.last_row,
+            "last_eval": self.last_eval,
+            "best_val_accuracy": asdict(self.best_val_accuracy),
+            "best_val_loss": asdict(self.best_val_loss),
+            "elapsed_s": self._last_time,
+        }
+
+    def restore(self, bookkeeping: dict) -> None:
+        """Go on from a checkpoint's ``bookkeeping()``."""
+        self.steps_done = bookkeeping["steps_done"]
+        self.last_row = dict(bookkeeping["last_row"])
+        self.last_eval = dict(bookkeeping["last_eval"])
+        self.best_val_accuracy = Best(**bookkeeping["best_val_accuracy"])
+        self.best_val_loss = Best(**bookkeeping["best_val_loss"])
+        self._last_time = self._clock_offset = bookkeeping["elapsed_s"]
 
     def outcome(self, plan) -> dict:
         """The summary.json fields this recorder knows: status, steps, final and best."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -20,13 +21,17 @@ from lrbench import data, models, optim
 from lrbench.config import Config, Device, DType, check_combination
 from lrbench.errors import ConfigError
 from lrbench.runs import RunDir
+from lrbench.train.boundary import EpochBoundary
+from lrbench.train.checkpoint import CheckpointError, Checkpoints, Restored
 from lrbench.train.epochs import run_epochs
 from lrbench.train.evaluate import Evaluator, pad_split
 from lrbench.train.feedback import ValidationFeedback
+from lrbench.train.interrupt import Interrupted, stop_on_signals
 from lrbench.train.loop import FullBatchEpochs, make_epoch_runner, resolve_loop
 from lrbench.train.plan import Plan, make_plan
 from lrbench.train.recorder import Recorder
-from lrbench.train.state import count_params, create_state
+from lrbench.train.resume import Resume, files_fit, log_into
+from lrbench.train.state import TrainState, count_params, create_state
 from lrbench.train.step import make_lbfgs_step, make_train_step
 from lrbench.train.stream import StreamEpochs, fits_on_device, train_bytes
 
@@ -140,6 +145,9 @@ def run_keys(seed: int) -> tuple[jax.Array, jax.Array]:
     return init_key, data_key
 
 
+TIMES = ("wall_s", "load_s", "setup_s", "compile_s", "train_s")
+
+
 def timing(start: float, setup_s: float, compile_s: float, loop_s: float, steps: int,
            load_s: float = 0.0) -> dict:
     """``load_s`` (reading the data, before ``start``) counts in ``wall_s``."""
@@ -154,6 +162,15 @@ def timing(start: float, setup_s: float, compile_s: float, loop_s: float, steps:
     }
 
 
+def carry_timing(current: dict, earlier: dict | None, steps: int) -> dict:
+    """A resumed run's times: those up to its checkpoint plus this process's (the work
+    lost between the checkpoint and the stop is not counted)."""
+    if not earlier:
+        return current
+    total = {key: round(current[key] + earlier[key], 4) for key in TIMES}
+    return total | {"steps_per_s": round(steps / max(total["train_s"], 1e-9), 2)}
+
+
 def environment(setup: Setup, params) -> dict:
     return {
         "n_params": count_params(params),
@@ -164,11 +181,15 @@ def environment(setup: Setup, params) -> dict:
     }
 
 
-def run(cfg: Config, config_record: dict, out_dir: Path, quiet: bool = False) -> dict:
+def run(cfg: Config, config_record: dict, out_dir: Path, quiet: bool = False,
+        resume: Resume | None = None) -> dict:
     """Validate everything, then train and write the run directory; return the summary.
 
     ``config_record`` is what config.yaml records (the resolved config as plain values).
     ``optimizer.lr=auto`` runs the LR range test first and trains with its suggestion.
+    ``resume`` (``lrbench.train.resume.plan_resume``): ``out_dir`` holds a run that
+    stopped; it goes on from its newest usable checkpoint. SIGTERM/SIGINT end the run at the
+    end of an epoch with a checkpoint, status ``interrupted`` and ``Interrupted``.
     """
     lr_find = None
     if cfg.optimizer.lr_auto:
@@ -176,11 +197,21 @@ def run(cfg: Config, config_record: dict, out_dir: Path, quiet: bool = False) ->
 
         cfg, lr_find = choose_lr(cfg)
     with prepared(cfg) as setup:
+        start = time.perf_counter()
+        init_key, _ = run_keys(cfg.seed)
+        state = create_state(setup.model, setup.tx, setup.dataset.spec.input_shape, init_key,
+                             setup.dtype)
+        checkpoints = Checkpoints(out_dir, cfg.train.keep_checkpoints)
+        restored = None if resume is None else _restore(checkpoints, state, out_dir)
         # Everything is validated: only now does the run directory get files of ours.
-        run_dir = RunDir(out_dir)
-        run_dir.write_config(config_record)
+        run_dir = _open_run_dir(out_dir, config_record, checkpoints, resume, restored)
+        if restored is not None:
+            state = restored.state
+        begin = Begin(start, state, checkpoints, restored, resumed=resume is not None)
         try:
-            summary = _train(cfg, setup, run_dir, quiet)
+            summary = _train(cfg, setup, run_dir, quiet, begin)
+            if resume is not None and resume.changes:
+                summary["resume_changes"] = {k: list(v) for k, v in resume.changes.items()}
             if lr_find is not None:
                 lr_find.write_csv(run_dir.path)
                 summary["lr_find"] = lr_find.summary()
@@ -189,47 +220,117 @@ def run(cfg: Config, config_record: dict, out_dir: Path, quiet: bool = False) ->
             raise
         finally:
             run_dir.close()
+            checkpoints.close()
         run_dir.write_summary(summary)
+    if summary["status"] == "interrupted":
+        raise Interrupted(signal.Signals[summary["interrupted_by"]],
+                          f"interrupted by {summary['interrupted_by']} at step "
+                          f"{summary['steps']} of {setup.plan.total_steps}, checkpoint "
+                          f"written: go on with the same command and resume={out_dir}")
     return summary
 
 
-def _train(cfg: Config, setup: Setup, run_dir: RunDir, quiet: bool) -> dict:
-    start = time.perf_counter()
-    init_key, data_key = run_keys(cfg.seed)
-    state = create_state(setup.model, setup.tx, setup.dataset.spec.input_shape, init_key,
-                         setup.dtype)
+def _restore(checkpoints: Checkpoints, state: TrainState, out_dir: Path) -> Restored | None:
+    try:
+        return checkpoints.restore(state, files_fit(out_dir))
+    except CheckpointError as error:
+        raise ConfigError("resume", str(out_dir), f"no usable checkpoint ({error})") from None
+
+
+def _open_run_dir(out_dir: Path, config_record: dict, checkpoints: Checkpoints,
+                  resume: Resume | None, restored: Restored | None) -> RunDir:
+    """A fresh run starts over (a folder Hydra reused may hold an older run); a resumed
+    one cuts its files back to its checkpoint (or to nothing, without one)."""
+    run_dir = RunDir(out_dir)
+    if resume is None:
+        checkpoints.clear()
+        run_dir.start_over()
+        run_dir.write_config(config_record)
+    else:
+        log_into(out_dir)
+        sizes, step = ({}, 0) if restored is None else (restored.progress["files"], restored.step)
+        run_dir.resume(config_record, sizes, step)
+        if restored is not None and restored.skipped:
+            log.warning("skipped damaged checkpoints: %s", "; ".join(restored.skipped))
+        log.info("resuming %s from step %d", out_dir, step)
+    return run_dir
+
+
+@dataclass(frozen=True)
+class Begin:
+    """Where training starts: step 0, or a checkpoint of the run (``restored``)."""
+
+    start: float  # time.perf_counter() when building began: setup_s counts from here
+    state: TrainState  # the initial state, or the checkpoint's
+    checkpoints: Checkpoints
+    restored: Restored | None = None
+    resumed: bool = False  # a stopped run going on (from step 0 when it has no checkpoint)
+
+
+def _train(cfg: Config, setup: Setup, run_dir: RunDir, quiet: bool, begin: Begin) -> dict:
+    _, data_key = run_keys(cfg.seed)
     runner, loop = build_runner(cfg, setup, data_key)
     evaluate = Evaluator(setup.model, eval_params=optim.eval_params(cfg.optimizer))
     observer = optim.validation_observer(cfg.schedule, setup.dtype)
     feedback = None if observer is None else ValidationFeedback(observer)
     splits = eval_splits(cfg, setup)
     plan = setup.plan
-    progress = _progress_bar(plan.n_epochs, quiet)
+    before = {} if begin.restored is None else begin.restored.progress
+    first_epoch = before.get("epochs_done", 0)
+    progress = _progress_bar(plan.n_epochs, quiet, first_epoch)
     recorder = Recorder(run_dir, plan.steps_per_epoch, plan.log_every, progress)
-    setup_s = time.perf_counter() - start
+    if begin.restored is not None:
+        recorder.restore(before["recorder"])
+    first_step = recorder.steps_done
+    resumed_from = [*before.get("resumed_from", []), first_step] if begin.resumed else []
+    setup_s = time.perf_counter() - begin.start
+
+    def times(loop_s: float) -> dict:
+        compile_s = runner.compile_s + evaluate.compile_s + (
+            feedback.compile_s if feedback else 0.0)
+        now = timing(begin.start, setup_s, compile_s, loop_s, recorder.steps_done - first_step,
+                     setup.load_s)
+        return carry_timing(now, before.get("timing"), recorder.steps_done)
+
+    def save(state: TrainState, epochs_done: int) -> None:
+        begin.checkpoints.save(recorder.steps_done, state, {
+            "epochs_done": epochs_done,
+            "recorder": recorder.bookkeeping(),
+            "files": run_dir.file_sizes(),
+            "timing": {k: v for k, v in times(time.perf_counter() - loop_start).items()
+                       if k in TIMES},
+            "resumed_from": resumed_from,
+        })
 
     loop_started_unix = time.time()  # metrics.csv's elapsed_s counts from here
-    state, loop_s = run_epochs(state, runner, evaluate, splits, plan, recorder.record, feedback)
+    loop_start = time.perf_counter()
+    with stop_on_signals() as stop:
+        boundary = EpochBoundary(cfg.train.checkpoint_every, cfg.train.checkpoint_interval_s,
+                                 stop, save)
+        state, loop_s = run_epochs(begin.state, runner, evaluate, splits, plan, recorder.record,
+                                   feedback, boundary, first_epoch)
     if progress is not None:
         progress.close()
 
-    compile_s = runner.compile_s + evaluate.compile_s + (feedback.compile_s if feedback else 0.0)
     summary = (
         recorder.outcome(plan)
-        | timing(start, setup_s, compile_s, loop_s, recorder.steps_done, setup.load_s)
-        | {"loop": loop, "loop_started_unix": round(loop_started_unix, 4)}
+        | times(loop_s)
+        | {"loop": loop, "loop_started_unix": round(loop_started_unix, 4),
+           "resumed_from": resumed_from}
         | environment(setup, state.params)
     )
+    if boundary.stopped_after is not None:
+        summary |= {"status": "interrupted", "interrupted_by": stop.name}
     log.info("finished: %s", summary)
     return summary
 
 
-def _progress_bar(n_epochs: int, quiet: bool):
+def _progress_bar(n_epochs: int, quiet: bool, done: int = 0):
     if quiet or not sys.stderr.isatty():
         return None
     from tqdm import tqdm
 
-    return tqdm(total=n_epochs, unit="epoch", dynamic_ncols=True, leave=False)
+    return tqdm(total=n_epochs, initial=done, unit="epoch", dynamic_ncols=True, leave=False)
 
 
 def _versions() -> dict[str, str]:

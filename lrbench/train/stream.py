@@ -38,16 +38,27 @@ def fits_on_device(x: np.ndarray, y: np.ndarray, max_device_bytes: int | None) -
 class StreamEpochs:
     """An epoch runner over host arrays ``x``, ``y`` (numpy), with the runners' interface."""
 
-    def __init__(self, loop: Loop, step: TrainStep, x: np.ndarray, y: np.ndarray, data_key,
-                 batch_size: int, unroll: int, max_device_bytes: int):
+    def __init__(
+        self,
+        loop: Loop,
+        step: TrainStep,
+        x: np.ndarray,
+        y: np.ndarray,
+        data_key,
+        batch_size: int,
+        unroll: int,
+        max_device_bytes: int,
+    ):
         self.x, self.y, self.batch_size = x, y, batch_size
         batch_bytes = batch_size * (x[0].nbytes + y[0].nbytes)
         self.chunk_steps = max(1, max_device_bytes // CHUNKS_PER_BUDGET // batch_bytes)
-        self._runner = make_epoch_runner(loop, step, None, None, data_key, batch_size, unroll,
-                                         order=sequential_rows)
+        self._runner = make_epoch_runner(
+            loop, step, None, None, data_key, batch_size, unroll, order=sequential_rows
+        )
         steps_per_epoch = len(y) // batch_size
-        self._rows = jax.jit(lambda epoch: batch_indices(data_key, epoch, len(y), batch_size,
-                                                         steps_per_epoch))
+        self._rows = jax.jit(
+            lambda epoch: batch_indices(data_key, epoch, len(y), batch_size, steps_per_epoch)
+        )
         self._next: tuple[int, jax.Array] | None = None
 
     @property

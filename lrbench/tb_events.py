@@ -5,11 +5,27 @@ needs neither TensorFlow nor PyTorch."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 import time
 from collections.abc import Iterable
 
 from lrbench.flat_config import Scalar
+
+
+@contextlib.contextmanager
+def _without_torch():
+    """tensorboardX imports PyTorch whenever it is installed (~1.8 s here), only to recognise
+    torch tensors; we log Python floats, so torch is hidden while tensorboardX loads."""
+    if "torch" in sys.modules:
+        yield
+        return
+    sys.modules["torch"] = None  # `import torch` now raises ImportError, which it handles
+    try:
+        yield
+    finally:
+        del sys.modules["torch"]
 
 # Outcomes written as scalars at the end, the HParams view's metric columns; the final
 # train/val/test values are the last points of the per-step tags of the same name.
@@ -30,10 +46,11 @@ class EventLog:
     ) -> None:
         """``suffix`` ends the file's name (a resumed run's file: ``.step<N>``)."""
         # Imported here: `lrbench compare` reads run directories without paying for it.
-        from tensorboardX.event_file_writer import EventsWriter
-        from tensorboardX.proto.event_pb2 import Event
-        from tensorboardX.proto.summary_pb2 import Summary
-        from tensorboardX.summary import hparams as hparams_summaries
+        with _without_torch():
+            from tensorboardX.event_file_writer import EventsWriter
+            from tensorboardX.proto.event_pb2 import Event
+            from tensorboardX.proto.summary_pb2 import Summary
+            from tensorboardX.summary import hparams as hparams_summaries
 
         self._event, self._summary = Event, Summary
         self._hparams_summaries = hparams_summaries

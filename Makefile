@@ -30,7 +30,7 @@ test: $(STAMP) $(VENV)/.chromium
 	$(BIN)/python -m pytest -q -m "not faults"
 
 # Real processes killed and interrupted, then resumed (README "Checkpoints and resuming"):
-# ~2-3 minutes on 2 busy cores, so apart from `make test`.
+# ~1.5-3 minutes on 2 busy cores, so apart from `make test`.
 test-faults: $(STAMP)
 	$(BIN)/python -m pytest -q -m faults
 

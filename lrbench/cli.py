@@ -104,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"lrbench: error: {describe(exit_.error) or exit_.error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `lrbench list | head`: the reader left early; nothing is wrong
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # as Python's docs advise
+        return 0
     except Interrupted as stop:  # SIGTERM/Ctrl-C: the run stopped with a checkpoint
         print(f"lrbench: {stop.message}", file=sys.stderr)
         return stop.code

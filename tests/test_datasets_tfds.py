@@ -14,6 +14,7 @@ tfds = pytest.importorskip("tensorflow_datasets", reason="the tfds extra is not 
 from lrbench import data  # noqa: E402
 from lrbench.cli import main  # noqa: E402
 from lrbench.data import tfds as tfds_loader  # noqa: E402
+from lrbench.errors import ConfigError  # noqa: E402
 from lrbench.runs import read_summary  # noqa: E402
 from tests.conftest import compose_config  # noqa: E402
 
@@ -149,6 +150,19 @@ def test_offline_and_not_downloaded_is_one_line_naming_set_data_dir_and_remedy(
     assert not run_dir.exists()
 
 
+def test_offline_error_is_the_processs_only_output(cli, tmp_path):
+    """No TensorFlow or TFDS log line around it either (they write to the process's stderr)."""
+    result = cli(
+        "train", "dataset=mnist", f"dataset.path={tmp_path}", "dataset.download=false", cwd=tmp_path
+    )
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith(
+        f"lrbench: error: dataset.name=mnist: not in data_dir={tmp_path}"
+    )
+
+
 def test_download_false_never_touches_the_network(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(tfds_loader, "network_available", lambda: pytest.fail("probed"))
     assert (
@@ -184,18 +198,14 @@ def test_unknown_tfds_name_is_one_line_exit_2(tmp_path, capsys):
     )
 
 
-def test_unknown_split_name_is_one_line_exit_2(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(tfds_loader, "network_available", lambda: False)
-    assert (
-        main(
-            [
-                "train",
-                "dataset=mnist",
-                "dataset.test_split=nope",
-                f"dataset.path={tmp_path}",
-                f"hydra.run.dir={tmp_path}/r",
-            ]
-        )
-        == 2
-    )
-    assert "lrbench: error: dataset.name=mnist: not in data_dir=" in capsys.readouterr().err
+def test_unknown_split_name_names_the_split_key(monkeypatch):
+    """Mock data serves any split name; a prepared set raises TFDS's ValueError, mapped here."""
+
+    def load(name, split, **kwargs):
+        raise ValueError(f"Unknown split '{split}'. Should be one of ['test', 'train'].")
+
+    monkeypatch.setattr(tfds, "load", load)
+    cfg = compose_config("dataset=mnist", "dataset.train_split=nope")
+    with pytest.raises(ConfigError) as error:
+        data.load(cfg.dataset)
+    assert str(error.value).startswith("dataset.train_split=nope: not a split of mnist (Unknown")

@@ -66,7 +66,7 @@ def test_resumed_run_ends_as_the_run_never_stopped(stopped, work, reference):
     assert summary["resumed_from"] == [36]
     assert summary["steps_per_s"] > 0 and summary["train_s"] > 0
     assert len(list(stopped.glob("events.out.tfevents.*"))) == 2  # the second from step 36
-    assert [p.name for p in (work / "runs").iterdir()] == [".cache"]  # Hydra's new folder: gone
+    assert not [p for p in (work / "runs").iterdir() if p.name != ".cache"]  # Hydra's: gone
 
 
 def _damage(run_dir, step: int, how: str) -> None:
@@ -83,9 +83,6 @@ def _damage(run_dir, step: int, how: str) -> None:
             f.write(bytes(min(64, size - size // 2)))
 
 
-# orbax reads a checkpoint's arrays concurrently: when one read fails, the others are dropped
-# unawaited, and Python reports each as "exception ignored" when it collects them.
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 @pytest.mark.parametrize("how", ["truncated", "zeroed"])
 def test_damaged_latest_checkpoint_gives_way_to_the_previous(how, stopped, work, reference):
     _damage(stopped, 36, how)
@@ -148,7 +145,7 @@ def test_fresh_run_in_a_used_folder_starts_over(stopped, work, reference):
     """No resume: the folder's old run (checkpoints, rows, events) does not leak in."""
     assert train_here(work, *TINY, f"hydra.run.dir={stopped}") == 0
     assert_same_as(reference, stopped)
-    assert read_summary(stopped)["resumed_from"] == []
+    assert "resumed_from" not in read_summary(stopped)
     assert len(list(stopped.glob("events.out.tfevents.*"))) == 1
 
 

@@ -6,8 +6,9 @@ crop after zero padding, horizontal flip) is drawn from a key the train step der
 (seed, step): deterministic for a seed, different at every step and so across epochs.
 Evaluation applies the same scaling and standardization without augmentation.
 
-Hand-written because it is three array operations: the libraries that offer these
-(tf.image, torchvision, dm-pix) work per image on the host or add a dependency for one call.
+Hand-written: each transform is one or two array operations here, while the libraries that
+offer them work per image on the host (tf.image, torchvision) or would add a dependency for
+a call each (dm-pix, which has no padded crop).
 """
 
 from __future__ import annotations

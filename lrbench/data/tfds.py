@@ -71,6 +71,8 @@ def _quiet_absl():
 def import_tfds():
     """tensorflow_datasets, with TensorFlow kept quiet and off the GPU (JAX uses it)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # TF only decodes and resizes here: without oneDNN's kernels it prints no notice at import.
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     try:
         import tensorflow as tf
         import tensorflow_datasets as tfds

@@ -19,9 +19,11 @@ the default run (which writes none) does not pay.
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 import logging
 import shutil
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -133,6 +135,7 @@ class Checkpoints:
                     if newer > step:
                         self._open().delete(newer)
                 return replace(restored, skipped=tuple(problems))
+            _collect_abandoned_reads()
             problems.append(f"{FOLDER}/{step}: {problem}")
         raise CheckpointError("; ".join(problems))
 
@@ -155,6 +158,18 @@ class Checkpoints:
             self._manager.wait_until_finished()
             self._manager.close()
             self._manager = None
+
+
+def _collect_abandoned_reads() -> None:
+    """orbax reads a checkpoint's arrays concurrently; when one read fails, the others are
+    dropped unawaited, and Python reports each ("exception ignored") whenever it collects
+    them, in the middle of later output. Collected here, unreported: the failure is ours to
+    report."""
+    hook, sys.unraisablehook = sys.unraisablehook, lambda unraisable: None
+    try:
+        gc.collect()
+    finally:
+        sys.unraisablehook = hook
 
 
 @contextlib.contextmanager

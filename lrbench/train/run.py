@@ -315,10 +315,11 @@ def _train(cfg: Config, setup: Setup, run_dir: RunDir, quiet: bool, begin: Begin
     summary = (
         recorder.outcome(plan)
         | times(loop_s)
-        | {"loop": loop, "loop_started_unix": round(loop_started_unix, 4),
-           "resumed_from": resumed_from}
+        | {"loop": loop, "loop_started_unix": round(loop_started_unix, 4)}
         | environment(setup, state.params)
     )
+    if begin.resumed:
+        summary["resumed_from"] = resumed_from
     if boundary.stopped_after is not None:
         summary |= {"status": "interrupted", "interrupted_by": stop.name}
     log.info("finished: %s", summary)

@@ -26,11 +26,12 @@ $(VENV)/.chromium: $(STAMP)
 	  || echo "chromium not installed: the report's screenshot test will skip"
 	touch $@
 
+# Everything, the fault-injection suite included (~5 minutes on 2 quiet cores).
 test: $(STAMP) $(VENV)/.chromium
-	$(BIN)/python -m pytest -q -m "not faults"
+	$(BIN)/python -m pytest -q
 
-# Real processes killed and interrupted, then resumed (README "Checkpoints and resuming"):
-# ~1.5-3 minutes on 2 busy cores, so apart from `make test`.
+# Only the real processes killed and interrupted, then resumed (README "Checkpoints and
+# resuming"), when working on them.
 test-faults: $(STAMP)
 	$(BIN)/python -m pytest -q -m faults
 

@@ -94,8 +94,10 @@ class RunDir:
             old.unlink(missing_ok=True)
 
     def file_sizes(self) -> dict[str, int]:
-        """Bytes of metrics.csv and each event file now (both are flushed once per epoch):
-        what a checkpoint records, so a resume can cut them back to that moment."""
+        """Bytes of metrics.csv (flushed once per epoch) and each event file (flushed here)
+        now: what a checkpoint records, so a resume can cut them back to that moment."""
+        if self._events is not None:
+            self._events.flush()
         files = [self.path / METRICS_FILE, *self.path.glob(EVENTS_GLOB)]
         return {file.name: file.stat().st_size for file in files if file.exists()}
 

@@ -36,12 +36,12 @@ test-faults: $(STAMP)
 	$(BIN)/python -m pytest -q -m faults
 
 lint: $(STAMP)
-	$(BIN)/ruff check lrbench tests
-	$(BIN)/ruff format --check lrbench tests
+	$(BIN)/ruff check lrbench tests bench
+	$(BIN)/ruff format --check lrbench tests bench
 
 format: $(STAMP)
-	$(BIN)/ruff format lrbench tests
-	$(BIN)/ruff check --fix lrbench tests
+	$(BIN)/ruff format lrbench tests bench
+	$(BIN)/ruff check --fix lrbench tests bench
 
 # Benchmarks need PyTorch (a bench-only dependency: the CPU build, pinned to the wheel this
 # machine ships) and are never part of `make test`.

@@ -91,8 +91,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     command, args = argv[0], argv[1:]
     if command not in COMMANDS:
-        print(f"lrbench: error: unknown command {command!r} (allowed: {', '.join(COMMANDS)})",
-              file=sys.stderr)
+        print(
+            f"lrbench: error: unknown command {command!r} (allowed: {', '.join(COMMANDS)})",
+            file=sys.stderr,
+        )
         return 2
     from lrbench.errors import BadInputExit
     from lrbench.train.interrupt import Interrupted

@@ -679,7 +679,8 @@ class VmapSweepConfig(_Checked):
             self._fail("weight_decay", "every weight decay must be >= 0")
         hparams = self.hparams or {}
         if not isinstance(hparams, dict) or not all(
-            isinstance(values, list) and values
+            isinstance(values, list)
+            and values
             and all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
             for values in hparams.values()
         ):
@@ -712,19 +713,26 @@ class Config(_Checked):
     def __post_init__(self) -> None:
         self._seed("seed")
         if self.resume is not None and self.sweep is not None:
-            self._fail("resume", "not with sweep=vmap (its members train as one program): "
-                       "run the sweep again")
+            self._fail(
+                "resume",
+                "not with sweep=vmap (its members train as one program): run the sweep again",
+            )
         if self.resume_allow_changes and self.resume is None:
-            raise ConfigError("resume_allow_changes", "[" + ",".join(self.resume_allow_changes)
-                              + "]", "only with resume=<run dir> or resume=auto")
+            raise ConfigError(
+                "resume_allow_changes",
+                "[" + ",".join(self.resume_allow_changes) + "]",
+                "only with resume=<run dir> or resume=auto",
+            )
 
 
 SCHEMAS: dict[str, dict[str, type]] = {
     "sweep": {"vmap": VmapSweepConfig},
-    "model": {"linear": LinearConfig, "mlp": MLPConfig, "cnn": CNNConfig,
-              "resnet": ResNetConfig},
-    "dataset": {"synthetic": SyntheticConfig, "sklearn": SklearnConfig,
-                "image": ImageDatasetConfig},
+    "model": {"linear": LinearConfig, "mlp": MLPConfig, "cnn": CNNConfig, "resnet": ResNetConfig},
+    "dataset": {
+        "synthetic": SyntheticConfig,
+        "sklearn": SklearnConfig,
+        "image": ImageDatasetConfig,
+    },
     "optimizer": {
         "sgd": SGDConfig,
         "momentum": MomentumConfig,
@@ -782,8 +790,9 @@ def _reject_added_keys(node: Any, prefix: str) -> None:
     allowed = allowed_keys(type(node))
     for name, value in vars(node).items():
         if name not in allowed:
-            raise ConfigError(f"{prefix}.{name}", value, f"unknown key (allowed: "
-                              f"{', '.join(allowed)})")
+            raise ConfigError(
+                f"{prefix}.{name}", value, f"unknown key (allowed: {', '.join(allowed)})"
+            )
         if is_dataclass(value):
             _reject_added_keys(value, f"{prefix}.{name}")
 
@@ -803,20 +812,27 @@ def check_combination(cfg: Config) -> None:
     """Rules that span groups: full-batch L-BFGS needs a deterministic, unclipped objective."""
     if cfg.optimizer.name != "lbfgs":
         return
+    deterministic = "with optimizer=lbfgs (its line search needs a deterministic loss)"
     if getattr(cfg.model, "dropout", 0.0) > 0:
-        raise ConfigError("model.dropout", cfg.model.dropout,
-                          "must be 0 with optimizer=lbfgs (its line search needs a deterministic loss)")
+        raise ConfigError("model.dropout", cfg.model.dropout, f"must be 0 {deterministic}")
     if getattr(cfg.model, "batch_norm", False):
-        raise ConfigError("model.batch_norm", True,
-                          "must be false with optimizer=lbfgs (its line search needs a deterministic loss)")
+        raise ConfigError("model.batch_norm", True, f"must be false {deterministic}")
     if cfg.schedule.name != "constant":
-        raise ConfigError("schedule", cfg.schedule.name,
-                          "must be constant with optimizer=lbfgs (the line search sets the step)")
+        raise ConfigError(
+            "schedule",
+            cfg.schedule.name,
+            "must be constant with optimizer=lbfgs (the line search sets the step)",
+        )
     if cfg.optimizer.grad_clip_norm is not None:
-        raise ConfigError("optimizer.grad_clip_norm", cfg.optimizer.grad_clip_norm,
-                          "must be null with optimizer=lbfgs")
+        raise ConfigError(
+            "optimizer.grad_clip_norm",
+            cfg.optimizer.grad_clip_norm,
+            "must be null with optimizer=lbfgs",
+        )
     augment = getattr(cfg.dataset, "augment", None)
     if augment is not None and (augment.crop_padding or augment.flip):
-        raise ConfigError("dataset.augment", f"{{crop_padding: {augment.crop_padding}, "
-                          f"flip: {str(augment.flip).lower()}}}", "must be off with "
-                          "optimizer=lbfgs (its line search needs a deterministic loss)")
+        raise ConfigError(
+            "dataset.augment",
+            f"{{crop_padding: {augment.crop_padding}, flip: {str(augment.flip).lower()}}}",
+            "must be off with optimizer=lbfgs (its line search needs a deterministic loss)",
+        )

@@ -48,7 +48,8 @@ def _missing_option(error: MissingConfigException) -> str:
     group, _, option = str(missing).rpartition("/")
     options = getattr(error, "options", None)
     if group and options:
-        return f"{group}={option}: unknown option (allowed: {', '.join(sorted(o for o in options if not o.endswith('_schema')))})"
+        choices = sorted(o for o in options if not o.endswith("_schema"))
+        return f"{group}={option}: unknown option (allowed: {', '.join(choices)})"
     return _first_line(error)
 
 

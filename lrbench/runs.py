@@ -89,8 +89,11 @@ class RunDir:
     def start_over(self) -> None:
         """A fresh run in a folder that held one (the same ``hydra.run.dir``, no resume):
         the old outputs go, so nothing of that run mixes into this one."""
-        for old in (self.path / "summary.json", self.path / METRICS_FILE,
-                    *self.path.glob(EVENTS_GLOB)):
+        for old in (
+            self.path / "summary.json",
+            self.path / METRICS_FILE,
+            *self.path.glob(EVENTS_GLOB),
+        ):
             old.unlink(missing_ok=True)
 
     def file_sizes(self) -> dict[str, int]:

@@ -27,6 +27,7 @@ def _without_torch():
     finally:
         del sys.modules["torch"]
 
+
 # Outcomes written as scalars at the end, the HParams view's metric columns; the final
 # train/val/test values are the last points of the per-step tags of the same name.
 FINAL_TAGS = ("train_loss", "val_loss", "val_accuracy", "test_loss", "test_accuracy")

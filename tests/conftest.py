@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-from lrbench.config import Config, register_schemas, to_run_config
+from lrbench.config import Config, register_schemas, resolved_dict, to_run_config
 from lrbench.paths import conf_dir
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,11 +35,30 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None):
     )
 
 
-def compose_config(*overrides: str) -> Config:
-    """The typed config ``lrbench train <overrides>`` would run."""
+def compose_with_record(*overrides: str) -> tuple[Config, dict]:
+    """The typed config ``lrbench train <overrides>`` would run, and its config.yaml."""
     register_schemas()
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-        return to_run_config(compose("config", overrides=list(overrides)))
+        composed = compose("config", overrides=list(overrides))
+    return to_run_config(composed), resolved_dict(composed)
+
+
+def compose_config(*overrides: str) -> Config:
+    """The typed config ``lrbench train <overrides>`` would run."""
+    return compose_with_record(*overrides)[0]
+
+
+@pytest.fixture
+def x64():
+    """float64 for tight tolerances; restores the previous setting (as lrbench's run does)."""
+    import jax
+
+    previous = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", True)
+    try:
+        yield
+    finally:
+        jax.config.update("jax_enable_x64", previous)
 
 
 @pytest.fixture

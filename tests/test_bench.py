@@ -8,13 +8,12 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import REPO
 
 sys.path.insert(0, str(REPO / "bench"))
-import data as bench_data  # noqa: E402
-import run as bench_run  # noqa: E402
-import sweeps  # noqa: E402
+import data as bench_data
+import run as bench_run
+import sweeps
 
 
 def test_handwritten_baseline_trains_digits():
@@ -23,8 +22,12 @@ def test_handwritten_baseline_trains_digits():
 
 @pytest.mark.skipif(not bench_data.MNIST.exists(), reason="no MNIST IDX files at ../shared")
 def test_handwritten_baseline_reports_time_to_accuracy_on_mnist():
-    out = subprocess.run([sys.executable, str(REPO / "bench" / "handwritten.py"), "mnist_mlp",
-                          "--epochs", "1"], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "handwritten.py"), "mnist_mlp", "--epochs", "1"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     (record,) = [json.loads(line) for line in out.stdout.splitlines()]
     assert record["epoch"] == 1 and record["test_accuracy"] > 0.9
 

@@ -53,8 +53,13 @@ def test_same_config_and_seed_give_identical_metrics(tmp_path):
 
 
 def test_metrics_csv_columns_and_lr_follow_the_schedule(tmp_path):
-    overrides = ["schedule=cosine", "schedule.end_factor=0.1", "optimizer.lr=0.01",
-                 "train.epochs=2", "train.log_every=1"]
+    overrides = [
+        "schedule=cosine",
+        "schedule.end_factor=0.1",
+        "optimizer.lr=0.01",
+        "train.epochs=2",
+        "train.log_every=1",
+    ]
     assert main(["train", *overrides, f"hydra.run.dir={tmp_path}"]) == 0
     with open(tmp_path / "metrics.csv") as f:
         assert tuple(next(csv.reader(f))) == METRIC_COLUMNS
@@ -85,8 +90,7 @@ def test_diverging_run_is_a_result_not_a_crash(tmp_path):
 
 
 def test_multirun_writes_one_complete_run_directory_per_job(tmp_path):
-    args = ["train", "-m", "optimizer=adam,sgd", "train.epochs=1",
-            f"hydra.sweep.dir={tmp_path}"]
+    args = ["train", "-m", "optimizer=adam,sgd", "train.epochs=1", f"hydra.sweep.dir={tmp_path}"]
     assert main(args) == 0
     jobs = sorted(p for p in tmp_path.iterdir() if p.is_dir() and p.name.isdigit())
     assert [p.name for p in jobs] == ["0", "1"]

@@ -118,16 +118,6 @@ CASES = {
 }
 
 
-@pytest.fixture
-def x64():
-    previous = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    try:
-        yield
-    finally:
-        jax.config.update("jax_enable_x64", previous)
-
-
 @pytest.mark.parametrize("name", CASES)
 def test_matches_optax_with_the_lr_as_a_schedule_and_logs_its_step_size(x64, name):
     """12 steps, float64, lr 0.7 x a cosine multiplier, weight decay 0.05: the parameters

@@ -122,16 +122,6 @@ QUADRATIC_CASES = {
 }
 
 
-@pytest.fixture
-def x64():
-    previous = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    try:
-        yield
-    finally:
-        jax.config.update("jax_enable_x64", previous)
-
-
 @pytest.mark.parametrize(("cfg", "schedule"), QUADRATIC_CASES.values(), ids=QUADRATIC_CASES.keys())
 def test_lr_trajectory_matches_the_paper_on_a_quadratic(x64, cfg, schedule):
     """30 steps, float64: alpha * multiplier after every update (metrics.csv's lr) and the

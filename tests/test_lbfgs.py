@@ -12,19 +12,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.optimize
-from hydra import compose, initialize_config_dir
+from conftest import compose_config, compose_with_record
 from threadpoolctl import threadpool_limits
 
 from lrbench import data, models, optim
 from lrbench.config import (
-    Config,
     check_combination,
-    register_schemas,
-    resolved_dict,
-    to_run_config,
 )
 from lrbench.errors import ConfigError
-from lrbench.paths import conf_dir
 from lrbench.runs import read_metrics, read_summary
 from lrbench.train.run import run
 from lrbench.train.state import create_state
@@ -33,21 +28,12 @@ from lrbench.train.step import lbfgs_objective, make_lbfgs_step
 PRESET = ["experiment=lbfgs_softmax", "train.dtype=float64"]
 
 
-def compose_configs(*overrides: str) -> tuple[Config, dict]:
-    """The typed config ``lrbench train <overrides>`` runs, and what its config.yaml records."""
-    register_schemas()
-    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-        composed = compose("config", overrides=list(overrides))
-    return to_run_config(composed), resolved_dict(composed)
-
-
-def make_config(*overrides: str) -> Config:
-    return compose_configs(*overrides)[0]
+make_config = compose_config
 
 
 def run_training(overrides: list[str], out_dir) -> dict:
     """lrbench.train.run.run on the composed config; returns its summary."""
-    cfg, record = compose_configs(*overrides)
+    cfg, record = compose_with_record(*overrides)
     return run(cfg, record, out_dir, quiet=True)
 
 
@@ -216,7 +202,7 @@ def test_lbfgs_line_search_takes_the_unit_step_near_the_optimum(trained):
 def test_lbfgs_rejects_a_nondeterministic_or_scheduled_objective_naming_the_key(
     overrides, key, tmp_path
 ):
-    cfg, record = compose_configs(*PRESET, *overrides)
+    cfg, record = compose_with_record(*PRESET, *overrides)
     with pytest.raises(ConfigError) as error:
         check_combination(cfg)
     assert error.value.key == key

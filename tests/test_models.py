@@ -9,12 +9,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
+from conftest import compose_config, compose_with_record
 
 from lrbench import data, models, optim
-from lrbench.config import Config, register_schemas, resolved_dict, to_run_config
+from lrbench.config import Config
 from lrbench.errors import ConfigError
-from lrbench.paths import conf_dir
 from lrbench.train.evaluate import make_evaluate, pad_split
 from lrbench.train.run import run
 from lrbench.train.state import TrainState, count_params, create_state
@@ -24,21 +23,12 @@ BN_EPS = 1e-5  # flax.linen.BatchNorm's default epsilon
 BN_MOMENTUM = 0.9  # lrbench.models.layers: running = 0.9 * running + 0.1 * batch
 
 
-def compose_configs(*overrides: str) -> tuple[Config, dict]:
-    """The typed config ``lrbench train <overrides>`` runs, and what its config.yaml records."""
-    register_schemas()
-    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-        composed = compose("config", overrides=list(overrides))
-    return to_run_config(composed), resolved_dict(composed)
-
-
-def make_config(*overrides: str) -> Config:
-    return compose_configs(*overrides)[0]
+make_config = compose_config
 
 
 def run_training(overrides: list[str], out_dir) -> dict:
     """lrbench.train.run.run on the composed config; returns its summary."""
-    cfg, record = compose_configs(*overrides)
+    cfg, record = compose_with_record(*overrides)
     return run(cfg, record, out_dir, quiet=True)
 
 

@@ -68,17 +68,6 @@ def inverse_time_np(count: int) -> float:
     return 1.0 / (1.0 + 0.3 * count)
 
 
-@pytest.fixture
-def x64():
-    """float64 for tight tolerances; restores the previous setting (as lrbench's run does)."""
-    previous = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    try:
-        yield
-    finally:
-        jax.config.update("jax_enable_x64", previous)
-
-
 # ------------------------------------------------------------------- numpy references
 # Each reference step takes (state, p, g, lr, t, cfg) with g the (clipped) raw gradient,
 # keeps its buffers in `state`, and returns the new parameters. Elementwise, so the params

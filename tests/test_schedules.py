@@ -33,17 +33,6 @@ TOTAL = 100
 PER_EPOCH = 10
 
 
-@pytest.fixture
-def x64():
-    """float64 for tight tolerances; restores the previous setting."""
-    previous = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    try:
-        yield
-    finally:
-        jax.config.update("jax_enable_x64", previous)
-
-
 def evaluate(cfg, total=TOTAL, per_epoch=PER_EPOCH) -> np.ndarray:
     """lrbench's multiplier at steps 0..total (call under x64). int64 counts, so that this
     checks the formula at float64 precision; the int32 count the optimizer state really

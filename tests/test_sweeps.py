@@ -24,8 +24,10 @@ TINY = ["train.epochs=1", "train.log_every=5"]
 
 
 def job_dirs(sweep_dir):
-    return sorted((p for p in sweep_dir.iterdir() if p.is_dir() and p.name.isdigit()),
-                  key=lambda p: int(p.name))
+    return sorted(
+        (p for p in sweep_dir.iterdir() if p.is_dir() and p.name.isdigit()),
+        key=lambda p: int(p.name),
+    )
 
 
 def assert_complete_runs(sweep_dir, n: int) -> None:
@@ -41,38 +43,65 @@ def assert_complete_runs(sweep_dir, n: int) -> None:
 
 
 def test_basic_multirun_indexes_every_job(tmp_path):
-    assert main(["train", "-m", "optimizer.lr=1e-3,1e-2", *TINY,
-                 f"hydra.sweep.dir={tmp_path}"]) == 0
+    assert (
+        main(["train", "-m", "optimizer.lr=1e-3,1e-2", *TINY, f"hydra.sweep.dir={tmp_path}"]) == 0
+    )
     assert_complete_runs(tmp_path, 2)
     lrs = {json.loads(row["overrides"])[0] for row in SweepIndex(tmp_path).read()}
     assert lrs == {"optimizer.lr=0.001", "optimizer.lr=0.01"}
 
 
 def test_a_diverging_job_is_recorded_and_the_sweep_goes_on(tmp_path):
-    args = ["train", "-m", "optimizer=sgd", "optimizer.lr=1e6,1e-2", "train.epochs=2",
-            f"hydra.sweep.dir={tmp_path}"]
+    args = [
+        "train",
+        "-m",
+        "optimizer=sgd",
+        "optimizer.lr=1e6,1e-2",
+        "train.epochs=2",
+        f"hydra.sweep.dir={tmp_path}",
+    ]
     assert main(args) == 0
     statuses = {row["overrides"]: row["status"] for row in SweepIndex(tmp_path).read()}
     assert sorted(statuses.values()) == ["completed", "diverged"]
 
 
 def test_joblib_launcher_runs_jobs_in_parallel_processes(cli, tmp_path):
-    result = cli("train", "-m", "hydra/launcher=parallel", "optimizer.lr=1e-3,1e-2", *TINY,
-                 f"hydra.sweep.dir={tmp_path}", cwd=tmp_path)
+    result = cli(
+        "train",
+        "-m",
+        "hydra/launcher=parallel",
+        "optimizer.lr=1e-3,1e-2",
+        *TINY,
+        f"hydra.sweep.dir={tmp_path}",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     assert_complete_runs(tmp_path, 2)
 
 
 def test_submitit_local_launcher(cli, tmp_path):
-    result = cli("train", "-m", "hydra/launcher=submitit_local", "optimizer.lr=1e-3,1e-2",
-                 *TINY, f"hydra.sweep.dir={tmp_path}", cwd=tmp_path)
+    result = cli(
+        "train",
+        "-m",
+        "hydra/launcher=submitit_local",
+        "optimizer.lr=1e-3,1e-2",
+        *TINY,
+        f"hydra.sweep.dir={tmp_path}",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     assert_complete_runs(tmp_path, 2)
 
 
 def test_optuna_searches_the_learning_rate(tmp_path):
-    args = ["train", "-m", "hparams_search=lr_optuna", "hydra.sweeper.n_trials=4", *TINY,
-            f"hydra.sweep.dir={tmp_path}"]
+    args = [
+        "train",
+        "-m",
+        "hparams_search=lr_optuna",
+        "hydra.sweeper.n_trials=4",
+        *TINY,
+        f"hydra.sweep.dir={tmp_path}",
+    ]
     assert main(args) == 0
     assert_complete_runs(tmp_path, 4)
     results = yaml.safe_load((tmp_path / "optimization_results.yaml").read_text())
@@ -99,22 +128,32 @@ trap '"$BIN/ray" stop --force > /dev/null 2>&1' EXIT
 """
 
 
-@pytest.mark.skipif(importlib.util.find_spec("ray") is None,
-                    reason="the ray extra is not installed (pip install lrbench[ray])")
-@pytest.mark.skipif(not _loopback_only_namespace(),
-                    reason="needs `unshare -n` (root) to keep Ray's traffic on loopback")
+@pytest.mark.skipif(
+    importlib.util.find_spec("ray") is None,
+    reason="the ray extra is not installed (pip install lrbench[ray])",
+)
+@pytest.mark.skipif(
+    not _loopback_only_namespace(),
+    reason="needs `unshare -n` (root) to keep Ray's traffic on loopback",
+)
 def test_ray_launcher_against_a_local_head(tmp_path):
     # Ray binds every interface it finds; in a fresh network namespace only loopback exists.
     ray_tmp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # AF_UNIX paths: <= 107 bytes
-    env = dict(os.environ, BIN=str(Path(sys.executable).parent), TMP=str(tmp_path),
-               RAY_TMP=ray_tmp)
+    env = dict(os.environ, BIN=str(Path(sys.executable).parent), TMP=str(tmp_path), RAY_TMP=ray_tmp)
     try:
-        result = subprocess.run(["unshare", "-n", "bash", "-c", RAY_SWEEP], env=env,
-                                cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        result = subprocess.run(
+            ["unshare", "-n", "bash", "-c", RAY_SWEEP],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
     finally:
         shutil.rmtree(ray_tmp, ignore_errors=True)
     log = tmp_path / "ray.log"
-    assert result.returncode == 0, (result.stdout + result.stderr + (log.read_text() if log.exists() else ""))[-3000:]
+    output = result.stdout + result.stderr + (log.read_text() if log.exists() else "")
+    assert result.returncode == 0, output[-3000:]
     assert_complete_runs(tmp_path / "sweep", 2)
 
 
@@ -125,8 +164,18 @@ def _numeric_rows(run_dir):
 def test_vmap_sweep_members_reproduce_single_runs(tmp_path):
     lrs = [1e-3, 3e-3, 1e-2, 3e-2]
     overrides = ["train.epochs=3", "train.log_every=1", "model.dropout=0.1"]
-    assert main(["train", "sweep=vmap", f"sweep.lr={lrs}", *overrides,
-                 f"hydra.run.dir={tmp_path / 'sweep'}"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "sweep=vmap",
+                f"sweep.lr={lrs}",
+                *overrides,
+                f"hydra.run.dir={tmp_path / 'sweep'}",
+            ]
+        )
+        == 0
+    )
     members = job_dirs(tmp_path / "sweep")
     assert len(members) == 4
     for k, lr in enumerate(lrs):
@@ -153,8 +202,16 @@ def test_vmap_sweep_members_reproduce_single_runs(tmp_path):
 
 
 def test_vmap_sweep_masks_a_diverging_member_and_goes_on(tmp_path):
-    args = ["train", "sweep=vmap", "optimizer=sgd", "sweep.lr=[1e-2,1e6]", "sweep.seeds=2",
-            "sweep.max_members=3", "train.epochs=3", f"hydra.run.dir={tmp_path}"]
+    args = [
+        "train",
+        "sweep=vmap",
+        "optimizer=sgd",
+        "sweep.lr=[1e-2,1e6]",
+        "sweep.seeds=2",
+        "sweep.max_members=3",
+        "train.epochs=3",
+        f"hydra.run.dir={tmp_path}",
+    ]
     assert main(args) == 0
     summaries = [read_summary(d) for d in job_dirs(tmp_path)]
     assert [s["status"] for s in summaries] == ["completed", "completed", "diverged", "diverged"]
@@ -166,24 +223,45 @@ def test_vmap_sweep_masks_a_diverging_member_and_goes_on(tmp_path):
 
 
 def test_vmap_sweep_over_other_hyperparameters(tmp_path):
-    args = ["train", "sweep=vmap", "optimizer=momentum", "sweep.hparams={momentum:[0.0,0.9]}",
-            "sweep.weight_decay=[0.0,1e-3]", *TINY, f"hydra.run.dir={tmp_path}"]
+    args = [
+        "train",
+        "sweep=vmap",
+        "optimizer=momentum",
+        "sweep.hparams={momentum:[0.0,0.9]}",
+        "sweep.weight_decay=[0.0,1e-3]",
+        *TINY,
+        f"hydra.run.dir={tmp_path}",
+    ]
     assert main(args) == 0
-    configs = [yaml.safe_load((d / "config.yaml").read_text())["optimizer"]
-               for d in job_dirs(tmp_path)]
+    configs = [
+        yaml.safe_load((d / "config.yaml").read_text())["optimizer"] for d in job_dirs(tmp_path)
+    ]
     assert [(c["weight_decay"], c["momentum"]) for c in configs] == [
-        (0.0, 0.0), (0.0, 0.9), (0.001, 0.0), (0.001, 0.9)]
+        (0.0, 0.0),
+        (0.0, 0.9),
+        (0.001, 0.0),
+        (0.001, 0.9),
+    ]
     losses = [read_metrics(d)[-1]["train_loss"] for d in job_dirs(tmp_path)]
     assert len(set(losses)) == 4
 
 
-@pytest.mark.parametrize(("overrides", "message"), [
-    (["sweep.lr=[1e-3,-1.0]"], "sweep.lr=[0.001, -1.0]: every learning rate must be > 0"),
-    (["sweep.hparams={nesterov:[0.0]}"], "sweep.hparams=nesterov: a float hyperparameter of adam"),
-    (["sweep.hparams={b1:[1.5]}"], "optimizer.b1=1.5: must be in [0, 1)"),
-    (["sweep.hparams={b1:[high]}"], "sweep.hparams={'b1': ['high']}: a mapping of hyperparameter"),
-    (["optimizer=lbfgs"], "sweep=vmap: optimizer=lbfgs is full-batch"),
-])
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["sweep.lr=[1e-3,-1.0]"], "sweep.lr=[0.001, -1.0]: every learning rate must be > 0"),
+        (
+            ["sweep.hparams={nesterov:[0.0]}"],
+            "sweep.hparams=nesterov: a float hyperparameter of adam",
+        ),
+        (["sweep.hparams={b1:[1.5]}"], "optimizer.b1=1.5: must be in [0, 1)"),
+        (
+            ["sweep.hparams={b1:[high]}"],
+            "sweep.hparams={'b1': ['high']}: a mapping of hyperparameter",
+        ),
+        (["optimizer=lbfgs"], "sweep=vmap: optimizer=lbfgs is full-batch"),
+    ],
+)
 def test_bad_vmap_sweeps_are_one_line_errors(overrides, message, tmp_path, capsys):
     assert main(["train", "sweep=vmap", *overrides, f"hydra.run.dir={tmp_path / 'x'}"]) == 2
     assert capsys.readouterr().err.startswith(f"lrbench: error: {message}")
@@ -194,8 +272,13 @@ def test_compilation_cache_is_filled_and_shared(cli, tmp_path):
     cache = tmp_path / "cache"
     listings = []
     for run in ("a", "b"):  # two processes, as two jobs of a sweep
-        result = cli("train", *TINY, f"compile_cache={cache}", f"hydra.run.dir={tmp_path / run}",
-                     cwd=tmp_path)
+        result = cli(
+            "train",
+            *TINY,
+            f"compile_cache={cache}",
+            f"hydra.run.dir={tmp_path / run}",
+            cwd=tmp_path,
+        )
         assert result.returncode == 0, result.stderr
         listings.append(sorted(p.name for p in cache.iterdir()))
     assert listings[0], "no compiled program was cached"
@@ -208,11 +291,13 @@ def test_index_rows_survive_concurrent_writers(tmp_path):
         "for i in range(50): SweepIndex(sys.argv[1]).append(int(sys.argv[2]) * 100 + i, "
         "Path('x'), [], {'status': 'completed'})"
     )
-    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path), str(w)])
-             for w in range(4)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, str(tmp_path), str(w)]) for w in range(4)
+    ]
     assert all(p.wait(timeout=60) == 0 for p in procs)
     with open(tmp_path / "sweep.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert sorted(int(r["job"]) for r in rows) == sorted(w * 100 + i for w in range(4)
-                                                         for i in range(50))
+    assert sorted(int(r["job"]) for r in rows) == sorted(
+        w * 100 + i for w in range(4) for i in range(50)
+    )
     assert np.all([r["status"] == "completed" for r in rows])

@@ -69,11 +69,17 @@ def split_and_standardize(
 
     held_out = val_fraction + test_fraction
     n_classes = len(np.unique(y))
-    for key, fraction in (("dataset.val_fraction", val_fraction),
-                          ("dataset.test_fraction", test_fraction)):
+    for key, fraction in (
+        ("dataset.val_fraction", val_fraction),
+        ("dataset.test_fraction", test_fraction),
+    ):
         if int(fraction * len(y)) < n_classes:
-            raise ConfigError(key, fraction, f"leaves {int(fraction * len(y))} examples "
-                              f"for {n_classes} classes: at least one per class is needed")
+            raise ConfigError(
+                key,
+                fraction,
+                f"leaves {int(fraction * len(y))} examples "
+                f"for {n_classes} classes: at least one per class is needed",
+            )
     x_train, x_rest, y_train, y_rest = train_test_split(
         x, y, test_size=held_out, random_state=split_seed, stratify=y
     )

@@ -24,16 +24,30 @@ class CNN(nn.Module):
     def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
         x = x.reshape((x.shape[0], *self.image_shape))
         for features in self.channels:
-            x = nn.Conv(features, (self.kernel_size, self.kernel_size), dtype=self.dtype,
-                        param_dtype=self.dtype)(x)
-            x = normalize_activate(x, train=train, activation=self.activation,
-                                   batch_norm=self.batch_norm, dtype=self.dtype)
+            x = nn.Conv(
+                features,
+                (self.kernel_size, self.kernel_size),
+                dtype=self.dtype,
+                param_dtype=self.dtype,
+            )(x)
+            x = normalize_activate(
+                x,
+                train=train,
+                activation=self.activation,
+                batch_norm=self.batch_norm,
+                dtype=self.dtype,
+            )
             if self.pool and min(x.shape[1:3]) >= 2:
                 x = nn.max_pool(x, (2, 2), strides=(2, 2))
         x = x.reshape((x.shape[0], -1))
         for width in self.dense:
             x = nn.Dense(width, dtype=self.dtype, param_dtype=self.dtype)(x)
-            x = normalize_activate(x, train=train, activation=self.activation,
-                                   batch_norm=self.batch_norm, dtype=self.dtype)
+            x = normalize_activate(
+                x,
+                train=train,
+                activation=self.activation,
+                batch_norm=self.batch_norm,
+                dtype=self.dtype,
+            )
             x = nn.Dropout(self.dropout, deterministic=not train)(x)
         return nn.Dense(self.n_outputs, dtype=self.dtype, param_dtype=self.dtype)(x)

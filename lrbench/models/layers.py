@@ -32,5 +32,6 @@ def normalize_activate(
 
 def batch_normalize(x: jnp.ndarray, *, train: bool, dtype: jnp.dtype) -> jnp.ndarray:
     """BatchNorm with running averages updated as PyTorch's momentum=0.1 does."""
-    return nn.BatchNorm(use_running_average=not train, momentum=0.9, dtype=dtype,
-                        param_dtype=dtype)(x)
+    return nn.BatchNorm(
+        use_running_average=not train, momentum=0.9, dtype=dtype, param_dtype=dtype
+    )(x)

@@ -21,7 +21,12 @@ class MLP(nn.Module):
         x = x.reshape((x.shape[0], -1))
         for width in self.widths:
             x = nn.Dense(width, dtype=self.dtype, param_dtype=self.dtype)(x)
-            x = normalize_activate(x, train=train, activation=self.activation,
-                                   batch_norm=self.batch_norm, dtype=self.dtype)
+            x = normalize_activate(
+                x,
+                train=train,
+                activation=self.activation,
+                batch_norm=self.batch_norm,
+                dtype=self.dtype,
+            )
             x = nn.Dropout(self.dropout, deterministic=not train)(x)
         return nn.Dense(self.n_outputs, dtype=self.dtype, param_dtype=self.dtype)(x)

@@ -21,9 +21,7 @@ def with_hyperparams(opt_state: optax.OptState, values: dict[str, jax.Array]) ->
     ``lr`` is the peak LR of the scheduled-LR state; the others are inject_hyperparams' entries.
     """
     renamed = {"base_lr" if name == "lr" else name: value for name, value in values.items()}
-    current = {
-        name: optax.tree.get(opt_state, name) for name in renamed
-    }
+    current = {name: optax.tree.get(opt_state, name) for name in renamed}
     return optax.tree.set(
         opt_state,
         **{name: jnp.asarray(value, current[name].dtype) for name, value in renamed.items()},

@@ -19,22 +19,10 @@ import jax.numpy as jnp
 import optax
 
 from lrbench.config import (
-    AdagradConfig,
+    SCHEMAS,
     AdamConfig,
-    AdamHDConfig,
-    CocobConfig,
-    DAdaptAdamWConfig,
-    DoGConfig,
     LBFGSConfig,
-    LionConfig,
-    MechanizeConfig,
-    MomentumConfig,
     OptimizerConfig,
-    ProdigyConfig,
-    RMSpropConfig,
-    ScheduleFreeAdamWConfig,
-    ScheduleFreeSGDConfig,
-    SGDHDConfig,
 )
 from lrbench.errors import ConfigError
 from lrbench.optim import contrib, hypergradient
@@ -70,8 +58,9 @@ def _rmsprop(weight_decay, decay, eps, eps_in_sqrt, centered, momentum):
     # identity, as PyTorch's momentum=0.
     return _with_l2(
         weight_decay,
-        optax.rmsprop(1.0, decay=decay, eps=eps, eps_in_sqrt=eps_in_sqrt, centered=centered,
-                      momentum=momentum),
+        optax.rmsprop(
+            1.0, decay=decay, eps=eps, eps_in_sqrt=eps_in_sqrt, centered=centered, momentum=momentum
+        ),
     )
 
 
@@ -163,14 +152,8 @@ OPTIMIZERS: dict[str, OptimizerEntry] = {
 }
 FULL_BATCH = {"lbfgs"}
 NAMES = sorted({*OPTIMIZERS, *FULL_BATCH})
-_SCHEMAS = {
-    "momentum": MomentumConfig, "adam": AdamConfig, "adamw": AdamConfig, "lion": LionConfig,
-    "rmsprop": RMSpropConfig, "adagrad": AdagradConfig, "lbfgs": LBFGSConfig,
-    "sgd_hd": SGDHDConfig, "adam_hd": AdamHDConfig, "prodigy": ProdigyConfig,
-    "dadapt_adamw": DAdaptAdamWConfig, "cocob": CocobConfig, "dog": DoGConfig,
-    "schedule_free_adamw": ScheduleFreeAdamWConfig, "schedule_free_sgd": ScheduleFreeSGDConfig,
-    "mechanize": MechanizeConfig,
-}
+# The schema each optimizer's yaml starts from (adamw shares adam's).
+_SCHEMAS = SCHEMAS["optimizer"] | {"adamw": AdamConfig}
 
 
 def is_full_batch(cfg: OptimizerConfig) -> bool:

@@ -17,8 +17,15 @@ from pathlib import Path
 from lrbench.runs import write_atomically
 
 COLUMNS = (
-    "job", "run_dir", "overrides", "status", "best_val_accuracy", "best_val_loss",
-    "final_test_accuracy", "steps", "wall_s",
+    "job",
+    "run_dir",
+    "overrides",
+    "status",
+    "best_val_accuracy",
+    "best_val_loss",
+    "final_test_accuracy",
+    "steps",
+    "wall_s",
 )
 
 

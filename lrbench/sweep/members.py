@@ -30,11 +30,17 @@ def sweep_axes(cfg: Config) -> dict[str, list]:
     allowed = sweepable(optimizer.name)
     unknown = [name for name in hparams if name not in allowed[2:]]
     if unknown:
-        raise ConfigError("sweep.hparams", unknown[0],
-                          f"a float hyperparameter of {optimizer.name}: {', '.join(allowed[2:])}")
+        raise ConfigError(
+            "sweep.hparams",
+            unknown[0],
+            f"a float hyperparameter of {optimizer.name}: {', '.join(allowed[2:])}",
+        )
     if optimizer.lr_auto and not sweep.lr:
-        raise ConfigError("optimizer.lr", "auto",
-                          "not with sweep=vmap: give sweep.lr (lrbench find-lr suggests one)")
+        raise ConfigError(
+            "optimizer.lr",
+            "auto",
+            "not with sweep=vmap: give sweep.lr (lrbench find-lr suggests one)",
+        )
     axes = {
         "optimizer.lr": list(sweep.lr) or [optimizer.lr],
         "optimizer.weight_decay": list(sweep.weight_decay) or [optimizer.weight_decay],

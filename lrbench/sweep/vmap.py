@@ -62,12 +62,16 @@ def _train_chunk(chunk: list[Member], setup: Setup, out_dir: Path) -> list[dict]
     keys = [run_keys(member.config.seed) for member in chunk]
     init_keys = jnp.stack([k for k, _ in keys])
     data_keys = jnp.stack([k for _, k in keys])
-    init = jax.jit(jax.vmap(state_initializer(setup.model, setup.tx,
-                                              setup.dataset.spec.input_shape, setup.dtype)))
+    init = jax.jit(
+        jax.vmap(
+            state_initializer(setup.model, setup.tx, setup.dataset.spec.input_shape, setup.dtype)
+        )
+    )
     states = init(init_keys)
     hyperparams = {
         key.split(".", 1)[1]: np.array([member.values[key] for member in chunk])
-        for key in chunk[0].values if key.startswith("optimizer.")
+        for key in chunk[0].values
+        if key.startswith("optimizer.")
     }
     states = states.replace(opt_state=with_hyperparams(states.opt_state, hyperparams))
     runner, loop = build_runner(cfg, setup, data_keys, members=True)
@@ -100,8 +104,11 @@ def _train_chunk(chunk: list[Member], setup: Setup, out_dir: Path) -> list[dict]
         summary = (
             recorder.outcome(plan)
             | timing(start, setup_s, compile_s, loop_s, recorder.steps_done, setup.load_s)
-            | {"loop": f"vmap/{loop}", "loop_started_unix": round(loop_started_unix, 4),
-               "sweep": {"member": member.index, "members": len(chunk), "values": member.values}}
+            | {
+                "loop": f"vmap/{loop}",
+                "loop_started_unix": round(loop_started_unix, 4),
+                "sweep": {"member": member.index, "members": len(chunk), "values": member.values},
+            }
             | environment(setup, params)
         )
         recorder.run_dir.write_summary(summary)

@@ -30,8 +30,17 @@ class Boundary(Protocol):
         """Called once that epoch is recorded; True: stop here."""
 
 
-def run_epochs(state, runner, evaluate, splits, plan: Plan, record: Record, observe=None,
-               boundary: Boundary | None = None, first_epoch: int = 0):
+def run_epochs(
+    state,
+    runner,
+    evaluate,
+    splits,
+    plan: Plan,
+    record: Record,
+    observe=None,
+    boundary: Boundary | None = None,
+    first_epoch: int = 0,
+):
     """Train for the plan's epochs from ``first_epoch``; return (final state, loop seconds).
 
     ``observe(state, evaluation) -> state``, if given, feeds each evaluation back into the

@@ -33,8 +33,7 @@ def batch_indices(data_key: jax.Array, epoch: jax.Array, n: int, batch_size: int
     return order[: n_steps * batch_size].reshape(n_steps, batch_size)
 
 
-def sequential_rows(data_key: jax.Array, epoch: jax.Array, n: int, batch_size: int,
-                    n_steps: int):
+def sequential_rows(data_key: jax.Array, epoch: jax.Array, n: int, batch_size: int, n_steps: int):
     """Rows in stored order: for chunks that arrive already shuffled (streaming)."""
     return jnp.arange(n_steps * batch_size).reshape(n_steps, batch_size)
 
@@ -45,8 +44,16 @@ def over_members(fn, members: bool, in_axes):
 
 
 class ScanEpochs(CompileCache):
-    def __init__(self, step: TrainStep, x, y, data_key, batch_size: int, members: bool = False,
-                 order: RowOrder = batch_indices):
+    def __init__(
+        self,
+        step: TrainStep,
+        x,
+        y,
+        data_key,
+        batch_size: int,
+        members: bool = False,
+        order: RowOrder = batch_indices,
+    ):
         super().__init__()
         self.x, self.y, self.data_key = x, y, data_key
 
@@ -71,7 +78,14 @@ class ScanEpochs(CompileCache):
 
 class BlockEpochs(CompileCache):
     def __init__(
-        self, step: TrainStep, x, y, data_key, batch_size: int, block: int, members: bool = False,
+        self,
+        step: TrainStep,
+        x,
+        y,
+        data_key,
+        batch_size: int,
+        block: int,
+        members: bool = False,
         order: RowOrder = batch_indices,
     ):
         super().__init__()
@@ -145,8 +159,15 @@ def resolve_loop(loop: Loop, has_conv: bool, backend: str) -> Loop:
 
 
 def make_epoch_runner(
-    loop: Loop, step: TrainStep, x, y, data_key, batch_size: int, unroll: int,
-    members: bool = False, order: RowOrder = batch_indices,
+    loop: Loop,
+    step: TrainStep,
+    x,
+    y,
+    data_key,
+    batch_size: int,
+    unroll: int,
+    members: bool = False,
+    order: RowOrder = batch_indices,
 ) -> ScanEpochs | BlockEpochs:
     """``members``: the state and data_key carry a leading axis of sweep members (vmapped)."""
     if loop is Loop.scan:

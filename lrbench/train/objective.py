@@ -15,8 +15,10 @@ def cross_entropy(logits: jnp.ndarray, labels: jnp.ndarray) -> jnp.ndarray:
 
 def correct(logits: jnp.ndarray, labels: jnp.ndarray) -> jnp.ndarray:
     """Per-example 1.0 where the prediction is right."""
-    predicted = (logits[:, 0] > 0).astype(labels.dtype) if logits.shape[-1] == 1 else (
-        jnp.argmax(logits, axis=-1)
+    predicted = (
+        (logits[:, 0] > 0).astype(labels.dtype)
+        if logits.shape[-1] == 1
+        else (jnp.argmax(logits, axis=-1))
     )
     return (predicted == labels).astype(logits.dtype)
 

@@ -31,8 +31,11 @@ def make_plan(cfg: TrainConfig, n_train: int, full_batch: bool) -> Plan:
     """Full-batch optimizers take one step per epoch over the whole train split."""
     batch_size = n_train if full_batch else cfg.batch_size
     if batch_size > n_train:
-        raise ConfigError("train.batch_size", cfg.batch_size,
-                          f"must be between 1 and the train split size ({n_train})")
+        raise ConfigError(
+            "train.batch_size",
+            cfg.batch_size,
+            f"must be between 1 and the train split size ({n_train})",
+        )
     steps_per_epoch = n_train // batch_size
     total = cfg.steps if cfg.steps is not None else cfg.epochs * steps_per_epoch
     return Plan(steps_per_epoch, total, batch_size, cfg.eval_every, cfg.log_every)

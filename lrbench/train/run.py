@@ -84,13 +84,17 @@ def prepared(cfg: Config) -> Iterator[Setup]:
         load_s = time.perf_counter() - load_start
         full_batch = optim.is_full_batch(cfg.optimizer)
         if full_batch and not _on_device(cfg, dataset):
-            raise ConfigError("dataset.max_device_bytes", cfg.dataset.max_device_bytes,
-                              f"below the train split's {_train_bytes(dataset)} bytes: "
-                              f"optimizer={cfg.optimizer.name} needs the whole split on device")
+            raise ConfigError(
+                "dataset.max_device_bytes",
+                cfg.dataset.max_device_bytes,
+                f"below the train split's {_train_bytes(dataset)} bytes: "
+                f"optimizer={cfg.optimizer.name} needs the whole split on device",
+            )
         plan = make_plan(cfg.train, dataset.n_train, full_batch)
         multiplier = optim.build_multiplier(cfg.schedule, plan.total_steps, plan.steps_per_epoch)
-        tx = optim.watch_validation(optim.build(cfg.optimizer, multiplier, dtype), cfg.schedule,
-                                    dtype)
+        tx = optim.watch_validation(
+            optim.build(cfg.optimizer, multiplier, dtype), cfg.schedule, dtype
+        )
         model = models.build(cfg.model, dataset.spec, dtype)
         yield Setup(dataset, plan, tx, model, dtype, device, load_s)
 
@@ -113,20 +117,31 @@ def build_runner(cfg: Config, setup: Setup, data_key: jax.Array, members: bool =
     step = make_train_step(setup.model, setup.tx)
     if not _on_device(cfg, dataset):
         if members:
-            raise ConfigError("dataset.max_device_bytes", cfg.dataset.max_device_bytes,
-                              f"below the train split's {_train_bytes(dataset)} bytes: "
-                              "vmap sweeps need the whole split on device")
-        runner = StreamEpochs(loop, step, dataset.x_train, dataset.y_train, data_key,
-                              setup.plan.batch_size, cfg.train.unroll,
-                              cfg.dataset.max_device_bytes)
+            raise ConfigError(
+                "dataset.max_device_bytes",
+                cfg.dataset.max_device_bytes,
+                f"below the train split's {_train_bytes(dataset)} bytes: "
+                "vmap sweeps need the whole split on device",
+            )
+        runner = StreamEpochs(
+            loop,
+            step,
+            dataset.x_train,
+            dataset.y_train,
+            data_key,
+            setup.plan.batch_size,
+            cfg.train.unroll,
+            cfg.dataset.max_device_bytes,
+        )
         return runner, f"stream/{loop.value}"
     x_train = jnp.asarray(data.model_input(dataset.x_train, setup.dtype))
     y_train = jnp.asarray(dataset.y_train)
     if optim.is_full_batch(cfg.optimizer):
         step = make_lbfgs_step(setup.model, setup.tx, cfg.optimizer.weight_decay)
         return FullBatchEpochs(step, x_train, y_train), "full_batch"
-    runner = make_epoch_runner(loop, step, x_train, y_train, data_key, setup.plan.batch_size,
-                               cfg.train.unroll, members)
+    runner = make_epoch_runner(
+        loop, step, x_train, y_train, data_key, setup.plan.batch_size, cfg.train.unroll, members
+    )
     return runner, loop.value
 
 
@@ -134,8 +149,10 @@ def eval_splits(cfg: Config, setup: Setup) -> dict:
     dataset = setup.dataset
     return {
         name: pad_split(x, y, cfg.train.eval_batch_size, setup.dtype)
-        for name, x, y in (("val", dataset.x_val, dataset.y_val),
-                           ("test", dataset.x_test, dataset.y_test))
+        for name, x, y in (
+            ("val", dataset.x_val, dataset.y_val),
+            ("test", dataset.x_test, dataset.y_test),
+        )
     }
 
 
@@ -148,8 +165,9 @@ def run_keys(seed: int) -> tuple[jax.Array, jax.Array]:
 TIMES = ("wall_s", "load_s", "setup_s", "compile_s", "train_s")
 
 
-def timing(start: float, setup_s: float, compile_s: float, loop_s: float, steps: int,
-           load_s: float = 0.0) -> dict:
+def timing(
+    start: float, setup_s: float, compile_s: float, loop_s: float, steps: int, load_s: float = 0.0
+) -> dict:
     """``load_s`` (reading the data, before ``start``) counts in ``wall_s``."""
     train_s = max(loop_s - compile_s, 1e-9)
     return {
@@ -181,8 +199,13 @@ def environment(setup: Setup, params) -> dict:
     }
 
 
-def run(cfg: Config, config_record: dict, out_dir: Path, quiet: bool = False,
-        resume: Resume | None = None) -> dict:
+def run(
+    cfg: Config,
+    config_record: dict,
+    out_dir: Path,
+    quiet: bool = False,
+    resume: Resume | None = None,
+) -> dict:
     """Validate everything, then train and write the run directory; return the summary.
 
     ``config_record`` is what config.yaml records (the resolved config as plain values).
@@ -199,8 +222,9 @@ def run(cfg: Config, config_record: dict, out_dir: Path, quiet: bool = False,
     with prepared(cfg) as setup:
         start = time.perf_counter()
         init_key, _ = run_keys(cfg.seed)
-        state = create_state(setup.model, setup.tx, setup.dataset.spec.input_shape, init_key,
-                             setup.dtype)
+        state = create_state(
+            setup.model, setup.tx, setup.dataset.spec.input_shape, init_key, setup.dtype
+        )
         checkpoints = Checkpoints(out_dir, cfg.train.keep_checkpoints)
         restored = None if resume is None else _restore(checkpoints, state, out_dir)
         # Everything is validated: only now does the run directory get files of ours.
@@ -223,10 +247,12 @@ def run(cfg: Config, config_record: dict, out_dir: Path, quiet: bool = False,
             checkpoints.close()
         run_dir.write_summary(summary)
     if summary["status"] == "interrupted":
-        raise Interrupted(signal.Signals[summary["interrupted_by"]],
-                          f"interrupted by {summary['interrupted_by']} at step "
-                          f"{summary['steps']} of {setup.plan.total_steps}, checkpoint "
-                          f"written: go on with the same command and resume={out_dir}")
+        raise Interrupted(
+            signal.Signals[summary["interrupted_by"]],
+            f"interrupted by {summary['interrupted_by']} at step "
+            f"{summary['steps']} of {setup.plan.total_steps}, checkpoint "
+            f"written: go on with the same command and resume={out_dir}",
+        )
     return summary
 
 
@@ -237,8 +263,13 @@ def _restore(checkpoints: Checkpoints, state: TrainState, out_dir: Path) -> Rest
         raise ConfigError("resume", str(out_dir), f"no usable checkpoint ({error})") from None
 
 
-def _open_run_dir(out_dir: Path, config_record: dict, checkpoints: Checkpoints,
-                  resume: Resume | None, restored: Restored | None) -> RunDir:
+def _open_run_dir(
+    out_dir: Path,
+    config_record: dict,
+    checkpoints: Checkpoints,
+    resume: Resume | None,
+    restored: Restored | None,
+) -> RunDir:
     """A fresh run starts over (a folder Hydra reused may hold an older run); a resumed
     one cuts its files back to its checkpoint (or to nothing, without one)."""
     run_dir = RunDir(out_dir)
@@ -286,29 +317,46 @@ def _train(cfg: Config, setup: Setup, run_dir: RunDir, quiet: bool, begin: Begin
     setup_s = time.perf_counter() - begin.start
 
     def times(loop_s: float) -> dict:
-        compile_s = runner.compile_s + evaluate.compile_s + (
-            feedback.compile_s if feedback else 0.0)
-        now = timing(begin.start, setup_s, compile_s, loop_s, recorder.steps_done - first_step,
-                     setup.load_s)
+        compile_s = (
+            runner.compile_s + evaluate.compile_s + (feedback.compile_s if feedback else 0.0)
+        )
+        now = timing(
+            begin.start, setup_s, compile_s, loop_s, recorder.steps_done - first_step, setup.load_s
+        )
         return carry_timing(now, before.get("timing"), recorder.steps_done)
 
     def save(state: TrainState, epochs_done: int) -> None:
-        begin.checkpoints.save(recorder.steps_done, state, {
-            "epochs_done": epochs_done,
-            "recorder": recorder.bookkeeping(),
-            "files": run_dir.file_sizes(),
-            "timing": {k: v for k, v in times(time.perf_counter() - loop_start).items()
-                       if k in TIMES},
-            "resumed_from": resumed_from,
-        })
+        begin.checkpoints.save(
+            recorder.steps_done,
+            state,
+            {
+                "epochs_done": epochs_done,
+                "recorder": recorder.bookkeeping(),
+                "files": run_dir.file_sizes(),
+                "timing": {
+                    k: v for k, v in times(time.perf_counter() - loop_start).items() if k in TIMES
+                },
+                "resumed_from": resumed_from,
+            },
+        )
 
     loop_started_unix = time.time()  # metrics.csv's elapsed_s counts from here
     loop_start = time.perf_counter()
     with stop_on_signals() as stop:
-        boundary = EpochBoundary(cfg.train.checkpoint_every, cfg.train.checkpoint_interval_s,
-                                 stop, save)
-        state, loop_s = run_epochs(begin.state, runner, evaluate, splits, plan, recorder.record,
-                                   feedback, boundary, first_epoch)
+        boundary = EpochBoundary(
+            cfg.train.checkpoint_every, cfg.train.checkpoint_interval_s, stop, save
+        )
+        state, loop_s = run_epochs(
+            begin.state,
+            runner,
+            evaluate,
+            splits,
+            plan,
+            recorder.record,
+            feedback,
+            boundary,
+            first_epoch,
+        )
     if progress is not None:
         progress.close()
 
@@ -338,5 +386,9 @@ def _versions() -> dict[str, str]:
     import flax
     import optax
 
-    return {"jax": jax.__version__, "optax": optax.__version__, "flax": flax.__version__,
-            "numpy": np.__version__}
+    return {
+        "jax": jax.__version__,
+        "optax": optax.__version__,
+        "flax": flax.__version__,
+        "numpy": np.__version__,
+    }

@@ -7,7 +7,6 @@ from typing import NamedTuple
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 import optax
 
 from lrbench.optim import current_lr

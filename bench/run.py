@@ -14,6 +14,7 @@ Writes bench/results/<date>.json and prints one table. --quick: fewer, smaller f
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import itertools
 import json
@@ -130,26 +131,20 @@ def time_to_targets(rows: list[tuple[float, float]], targets=(0.97, 0.98)) -> di
     return {str(t): next((s for s, acc in rows if acc >= t), None) for t in targets}
 
 
+@contextlib.contextmanager
+def launched_run(*overrides: str):
+    """`lrbench train <overrides>` as a fresh process; yields (launch unix time, run dir)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        launched = time.time()
+        cmd = [sys.executable, "-m", "lrbench.cli", "train", *overrides, "compile_cache=null"]
+        subprocess.run([*cmd, f"hydra.run.dir={tmp}"], check=True, capture_output=True)
+        yield launched, tmp
+
+
 def lrbench_time_to_accuracy(epochs: int) -> dict:
     from lrbench.runs import read_metrics, read_summary
 
-    with tempfile.TemporaryDirectory() as tmp:
-        launched = time.time()
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "lrbench.cli",
-                "train",
-                "experiment=mnist_mlp",
-                *IDX,
-                f"train.epochs={epochs}",
-                "compile_cache=null",
-                f"hydra.run.dir={tmp}",
-            ],
-            check=True,
-            capture_output=True,
-        )
+    with launched_run("experiment=mnist_mlp", *IDX, f"train.epochs={epochs}") as (launched, tmp):
         loop_start = read_summary(tmp)["loop_started_unix"]
         rows = [
             (loop_start + r["elapsed_s"] - launched, r["test_accuracy"])
@@ -181,21 +176,7 @@ def wall(cmd: list[str]) -> float:
 def first_step_s() -> dict:
     from lrbench.runs import read_summary
 
-    with tempfile.TemporaryDirectory() as tmp:
-        launched = time.time()
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "lrbench.cli",
-                "train",
-                "train.epochs=1",
-                "compile_cache=null",
-                f"hydra.run.dir={tmp}",
-            ],
-            check=True,
-            capture_output=True,
-        )
+    with launched_run("train.epochs=1") as (launched, tmp):
         summary = read_summary(tmp)
         to_loop = summary["loop_started_unix"] - launched
         return {"to_loop_start_s": to_loop, "compile_s": summary["compile_s"]}

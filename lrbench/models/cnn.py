@@ -5,7 +5,7 @@ from __future__ import annotations
 import flax.linen as nn
 import jax.numpy as jnp
 
-from lrbench.models.layers import normalize_activate
+from lrbench.models.layers import dense_block, normalize_activate
 
 
 class CNN(nn.Module):
@@ -40,14 +40,13 @@ class CNN(nn.Module):
             if self.pool and min(x.shape[1:3]) >= 2:
                 x = nn.max_pool(x, (2, 2), strides=(2, 2))
         x = x.reshape((x.shape[0], -1))
-        for width in self.dense:
-            x = nn.Dense(width, dtype=self.dtype, param_dtype=self.dtype)(x)
-            x = normalize_activate(
-                x,
-                train=train,
-                activation=self.activation,
-                batch_norm=self.batch_norm,
-                dtype=self.dtype,
-            )
-            x = nn.Dropout(self.dropout, deterministic=not train)(x)
+        x = dense_block(
+            x,
+            self.dense,
+            train=train,
+            activation=self.activation,
+            batch_norm=self.batch_norm,
+            dropout=self.dropout,
+            dtype=self.dtype,
+        )
         return nn.Dense(self.n_outputs, dtype=self.dtype, param_dtype=self.dtype)(x)

@@ -35,3 +35,24 @@ def batch_normalize(x: jnp.ndarray, *, train: bool, dtype: jnp.dtype) -> jnp.nda
     return nn.BatchNorm(
         use_running_average=not train, momentum=0.9, dtype=dtype, param_dtype=dtype
     )(x)
+
+
+def dense_block(
+    x: jnp.ndarray,
+    widths: tuple[int, ...],
+    *,
+    train: bool,
+    activation: str,
+    batch_norm: bool,
+    dropout: float,
+    dtype: jnp.dtype,
+) -> jnp.ndarray:
+    """Dense -> (BatchNorm) -> activation -> dropout per width; called inside a compact
+    ``__call__``, so its layers are the caller's (MLP's body, the CNN's head)."""
+    for width in widths:
+        x = nn.Dense(width, dtype=dtype, param_dtype=dtype)(x)
+        x = normalize_activate(
+            x, train=train, activation=activation, batch_norm=batch_norm, dtype=dtype
+        )
+        x = nn.Dropout(dropout, deterministic=not train)(x)
+    return x

@@ -5,7 +5,7 @@ from __future__ import annotations
 import flax.linen as nn
 import jax.numpy as jnp
 
-from lrbench.models.layers import normalize_activate
+from lrbench.models.layers import dense_block
 
 
 class MLP(nn.Module):
@@ -19,14 +19,13 @@ class MLP(nn.Module):
     @nn.compact
     def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
         x = x.reshape((x.shape[0], -1))
-        for width in self.widths:
-            x = nn.Dense(width, dtype=self.dtype, param_dtype=self.dtype)(x)
-            x = normalize_activate(
-                x,
-                train=train,
-                activation=self.activation,
-                batch_norm=self.batch_norm,
-                dtype=self.dtype,
-            )
-            x = nn.Dropout(self.dropout, deterministic=not train)(x)
+        x = dense_block(
+            x,
+            self.widths,
+            train=train,
+            activation=self.activation,
+            batch_norm=self.batch_norm,
+            dropout=self.dropout,
+            dtype=self.dtype,
+        )
         return nn.Dense(self.n_outputs, dtype=self.dtype, param_dtype=self.dtype)(x)

@@ -144,7 +144,9 @@ def launched_run(*overrides: str):
 def lrbench_time_to_accuracy(epochs: int) -> dict:
     from lrbench.runs import read_metrics, read_summary
 
-    with launched_run("experiment=mnist_mlp", *IDX, f"train.epochs={epochs}") as (launched, tmp):
+    # val_split=test: train on all 60,000 images, as the baselines do.
+    overrides = ["experiment=mnist_mlp", *IDX, "dataset.val_split=test", f"train.epochs={epochs}"]
+    with launched_run(*overrides) as (launched, tmp):
         loop_start = read_summary(tmp)["loop_started_unix"]
         rows = [
             (loop_start + r["elapsed_s"] - launched, r["test_accuracy"])

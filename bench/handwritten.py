@@ -132,9 +132,9 @@ WORKLOADS = {
 }
 
 
-def setup(workload: str, batch_size: int, loop: str):
+def setup(workload: str, batch_size: int, loop: str, seed: int = 0):
     spec = WORKLOADS[workload]
-    key = jax.random.key(0)
+    key = jax.random.key(seed)
     params = init_cnn(key) if spec["apply"] is cnn else init_mlp(key, spec["sizes"])
     tx = optax.adam(1e-3)
     make = make_epoch if loop == "scan" else make_step_epoch
@@ -148,14 +148,15 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--loop", choices=["scan", "step"], default="scan")
+    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     x, y, x_test, y_test = data.mnist(flat=args.workload == "mnist_mlp")
-    params, tx, opt_state, apply, make = setup(args.workload, args.batch_size, args.loop)
+    params, tx, opt_state, apply, make = setup(args.workload, args.batch_size, args.loop, args.seed)
     steps = len(y) // args.batch_size
     epoch = make(tx, args.batch_size, steps, apply=apply)
     x, y, x_test, y_test = map(jnp.asarray, (x, y, x_test, y_test))
     for e in range(args.epochs):
-        params, opt_state, _ = epoch(params, opt_state, x, y, jax.random.key(e))
+        params, opt_state, _ = epoch(params, opt_state, x, y, jax.random.key(1000 * args.seed + e))
         acc = accuracy(apply, params, x_test, y_test)
         print(json.dumps({"epoch": e + 1, "test_accuracy": acc, "unix": time.time()}), flush=True)
 

@@ -42,8 +42,8 @@ def cnn():
     )
 
 
-def build(workload: str):
-    torch.manual_seed(0)
+def build(workload: str, seed: int = 0):
+    torch.manual_seed(seed)
     return {
         "digits_mlp": lambda: mlp([64, 256, 256, 10]),
         "mnist_mlp": lambda: mlp([784, 256, 256, 10]),
@@ -108,12 +108,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    model = build(args.workload)
+    model = build(args.workload, args.seed)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     x, y, xt, yt = tensors(args.workload)
-    generator = torch.Generator().manual_seed(0)
+    generator = torch.Generator().manual_seed(args.seed)
     for e in range(args.epochs):
         model.train()
         train_epoch(model, opt, x, y, args.batch_size, generator)

@@ -17,6 +17,7 @@ import numpy as np
 import optax
 import pytest
 from conftest import compose_config
+from param_trees import SHAPES, to_flat, to_tree
 
 from lrbench import optim
 from lrbench.cli import main
@@ -26,7 +27,6 @@ from lrbench.optim.state_tree import find_states
 from lrbench.runs import read_metrics, read_summary
 
 N_STEPS = 30
-SHAPES = {"w": (3, 4), "b": (4,)}
 SIZE = sum(int(np.prod(s)) for s in SHAPES.values())
 _rng = np.random.default_rng(7)
 P0 = _rng.normal(size=SIZE)
@@ -36,19 +36,6 @@ NOISE = _rng.normal(scale=0.05, size=(N_STEPS, SIZE))
 
 def quadratic_gradient(p: np.ndarray, t: int) -> np.ndarray:
     return CURVATURE * p + NOISE[t - 1]
-
-
-def to_tree(flat, dtype):
-    out, start = {}, 0
-    for key, shape in SHAPES.items():
-        n = int(np.prod(shape))
-        out[key] = jnp.asarray(np.reshape(flat[start : start + n], shape), dtype)
-        start += n
-    return out
-
-
-def to_flat(tree) -> np.ndarray:
-    return np.concatenate([np.asarray(tree[key], np.float64).ravel() for key in SHAPES])
 
 
 # ------------------------------------------------------------------- numpy references

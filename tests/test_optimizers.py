@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from param_trees import SHAPES, to_flat, to_tree
 
 from lrbench import optim
 from lrbench.config import (
@@ -31,7 +32,6 @@ from lrbench.config import (
 )
 
 N_STEPS = 8
-SHAPES = {"w": (3, 4), "b": (4,)}
 SIZE = sum(int(np.prod(s)) for s in SHAPES.values())
 
 _rng = np.random.default_rng(20240607)
@@ -44,19 +44,6 @@ NOISE = _rng.normal(scale=0.3, size=(N_STEPS, SIZE))
 def gradient(p: np.ndarray, t: int) -> np.ndarray:
     """Gradient at step t (1-based) of 0.5 * sum(h * (p - p*)^2) plus fixed noise."""
     return CURVATURE * (p - P_STAR) + NOISE[t - 1]
-
-
-def to_tree(flat, dtype) -> dict[str, jax.Array]:
-    out, start = {}, 0
-    for key, shape in SHAPES.items():
-        n = int(np.prod(shape))
-        out[key] = jnp.asarray(np.reshape(flat[start : start + n], shape), dtype)
-        start += n
-    return out
-
-
-def to_flat(tree) -> np.ndarray:
-    return np.concatenate([np.asarray(tree[key], np.float64).ravel() for key in SHAPES])
 
 
 def inverse_time(count):

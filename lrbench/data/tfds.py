@@ -9,7 +9,6 @@ line saying which set, where it looked and how to get it.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import socket
@@ -20,6 +19,7 @@ from lrbench.config import ImageDatasetConfig
 from lrbench.data.dataset import Dataset
 from lrbench.data.images import RawImages, Split, build_image_dataset
 from lrbench.errors import ConfigError
+from lrbench.quiet import quiet_logger
 
 # TFDS reads its data from Google Cloud Storage first: if that host cannot be reached in a
 # few seconds, a download would only retry for minutes (measured: 205 s for mnist) and fail.
@@ -30,7 +30,9 @@ READ_BATCH = 1024
 
 def load_tfds(cfg: ImageDatasetConfig) -> Dataset:
     tfds = import_tfds()
-    with _quiet_absl():
+    # TFDS logs deprecations and metadata notices through absl at WARNING: noise on the
+    # user's terminal.
+    with quiet_logger("absl", logging.ERROR):
         raw = _read(tfds, cfg)
     return build_image_dataset(cfg, raw)
 
@@ -53,19 +55,6 @@ def _read(tfds, cfg: ImageDatasetConfig) -> RawImages:
     splits = {which: _to_numpy(tfds, ds, cfg.image_size) for which, ds in datasets.items()}
     classes = tuple(builder.info.features[label_key].names)
     return RawImages(splits["train"], splits.get("val"), splits.get("test"), classes)
-
-
-@contextlib.contextmanager
-def _quiet_absl():
-    """TFDS logs deprecations and metadata notices through absl at WARNING: noise on the
-    user's terminal (our errors are one line)."""
-    logger = logging.getLogger("absl")
-    previous = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(previous)
 
 
 def import_tfds():

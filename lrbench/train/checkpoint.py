@@ -18,7 +18,6 @@ the default run (which writes none) does not pay.
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import hashlib
 import logging
@@ -32,6 +31,7 @@ import jax
 import numpy as np
 
 from lrbench import faults
+from lrbench.quiet import quiet_logger
 from lrbench.train.state import TrainState
 
 FOLDER = "checkpoints"
@@ -124,7 +124,9 @@ class Checkpoints:
         problems = []
         for step in self.steps():
             try:
-                with _quiet_orbax():  # its own complaint would be a second line: ours says it
+                with quiet_logger(
+                    "absl", logging.CRITICAL
+                ):  # its own complaint would be a second line: ours says it
                     restored = self.read(step, template)
                 problem = usable(restored.progress)
             except Exception as error:  # any failure to read is a damaged checkpoint
@@ -170,17 +172,6 @@ def _collect_abandoned_reads() -> None:
         gc.collect()
     finally:
         sys.unraisablehook = hook
-
-
-@contextlib.contextmanager
-def _quiet_orbax():
-    absl = logging.getLogger("absl")
-    level = absl.level
-    absl.setLevel(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        absl.setLevel(level)
 
 
 class CheckpointError(Exception):

@@ -26,8 +26,9 @@ $(VENV)/.chromium: $(STAMP)
 	  || echo "chromium not installed: the report's screenshot test will skip"
 	touch $@
 
-# Everything, the fault-injection suite included (~5 minutes on 2 quiet cores).
-test: $(STAMP) $(VENV)/.chromium
+# Lint first (CI runs `make test`, so it enforces ruff), then everything, the
+# fault-injection suite included (~5 minutes on 2 quiet cores).
+test: lint $(VENV)/.chromium
 	$(BIN)/python -m pytest -q
 
 # Only the real processes killed and interrupted, then resumed (README "Checkpoints and

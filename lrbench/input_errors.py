@@ -10,7 +10,6 @@ from omegaconf.errors import (
     ConfigKeyError,
     MissingMandatoryValue,
     OmegaConfBaseException,
-    ValidationError,
 )
 
 from lrbench.errors import ConfigError
@@ -38,8 +37,6 @@ def _omegaconf(error: OmegaConfBaseException) -> str:
         return f"{key}: unknown key{allowed}"
     if isinstance(error, MissingMandatoryValue):
         return f"{key}: missing value"
-    if isinstance(error, ValidationError):
-        return f"{key}: {_first_line(getattr(error, 'msg', error))}"
     return f"{key}: {_first_line(getattr(error, 'msg', error))}"
 
 

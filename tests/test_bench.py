@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
+import types
 
 import numpy as np
 import pytest
@@ -16,8 +18,126 @@ import run as bench_run
 import sweeps
 
 
-def test_handwritten_baseline_trains_digits():
-    assert bench_run.handwritten_steps_per_s("digits_mlp", "scan", epochs=1) > 0
+def test_handwritten_baseline_trains_digits_and_reports_steps_over_its_timed_epochs(monkeypatch):
+    """steps/s is the timed epochs' steps over the clock between them (the compiling call is
+    not timed), and those epochs train: the loss falls."""
+    import handwritten as hw
+
+    made, losses = hw.setup, []
+
+    def setup(*args, **kwargs):
+        params, tx, opt_state, apply, make = made(*args, **kwargs)
+
+        def counted_make(*make_args, **make_kwargs):
+            epoch = make(*make_args, **make_kwargs)
+
+            def run(*epoch_args):
+                out = epoch(*epoch_args)
+                losses.append(np.asarray(out[-1]))
+                return out
+
+            return run
+
+        return params, tx, opt_state, apply, counted_make
+
+    clock = iter([10.0, 12.5])
+    monkeypatch.setattr(hw, "setup", setup)
+    monkeypatch.setattr(bench_run, "time", types.SimpleNamespace(perf_counter=lambda: next(clock)))
+    steps_per_s = bench_run.handwritten_steps_per_s("digits_mlp", "scan", epochs=3)
+    steps = 1257 // 128  # the digits rows (as lrbench's train split) in batches of 128
+    assert steps_per_s == pytest.approx(3 * steps / 2.5)
+    assert len(losses) == 1 + 3 and all(len(epoch) == steps for epoch in losses)
+    assert np.isfinite(losses).all() and losses[-1].mean() < 0.7 * losses[0].mean()
+
+
+def _finite_numbers(tree):
+    if isinstance(tree, dict):
+        for value in tree.values():
+            yield from _finite_numbers(value)
+    elif isinstance(tree, list):
+        for value in tree:
+            yield from _finite_numbers(value)
+    elif isinstance(tree, int | float) and not isinstance(tree, bool):
+        yield tree
+
+
+def test_bench_figures_are_the_quotients_of_the_measurements_they_name(monkeypatch, tmp_path):
+    """`bench/run.py --quick` with each measurement replaced by known numbers: every ratio in
+    the JSON is the quotient of the medians it names, the programs are measured in
+    interleaved repetitions, and each program's samples are its own."""
+    calls = []
+
+    def measured(name, values):
+        values = iter(values)
+
+        def measure(*args, **kwargs):
+            calls.append((name, *args))
+            return next(values)
+
+        return measure
+
+    monkeypatch.setattr(bench_run, "lrbench_steps_per_s", measured("lrbench", [300, 100, 200]))
+    monkeypatch.setattr(bench_run, "handwritten_steps_per_s", measured("jax", [50, 80, 40]))
+    torch = {1: iter([7.0, 9.0, 8.0]), 2: iter([20.0, 30.0, 25.0])}
+
+    def torch_steps_per_s(workload, threads):
+        calls.append((f"torch_{threads}t", workload))
+        return next(torch[threads])
+
+    monkeypatch.setattr(bench_run, "torch_steps_per_s", torch_steps_per_s)
+    monkeypatch.setattr(bench_run, "matmul_gflops", lambda: 150.0)
+    monkeypatch.setattr(bench_run, "wall", lambda cmd: 0.5)
+    monkeypatch.setattr(bench_run, "first_step_s", lambda: {"to_loop_start_s": 2.0})
+    monkeypatch.setattr(bench_run, "fake_runs", lambda root, n: None)
+    monkeypatch.setattr(sweeps, "measure", lambda repeats, workloads: {"toy_16": {"n": 1}})
+    out = tmp_path / "quick.json"
+    monkeypatch.setattr(sys, "argv", ["run.py", "--quick", "--out", str(out)])
+    bench_run.main()
+
+    results = json.loads(out.read_text())
+    figure = results["figures"]["steps_per_s/digits_mlp"]
+    assert figure["lrbench"] == {"median": 200, "min": 100, "max": 300, "n": 3}
+    assert figure["handwritten_jax"] == {"median": 50, "min": 40, "max": 80, "n": 3}
+    assert figure["pytorch_1t"]["median"] == 8.0 and figure["pytorch_2t"]["median"] == 25.0
+    assert figure["lrbench_vs_handwritten"] == pytest.approx(200 / 50)
+    assert figure["lrbench_vs_pytorch_2t"] == pytest.approx(200 / 25)
+    flops = bench_run.mlp_flops_per_step([64, 256, 256, 10])
+    assert figure["lrbench_gflops"] == pytest.approx(200 * flops / 1e9)
+    assert figure["matmul_gflops"] == 150.0
+    steady = [call for call in calls if call[0] in ("lrbench", "jax", "torch_1t", "torch_2t")]
+    one_round = [
+        ("lrbench", ["train.epochs=30"]),
+        ("jax", "digits_mlp", "scan"),
+        ("torch_1t", "digits_mlp"),
+        ("torch_2t", "digits_mlp"),
+    ]
+    assert steady == 3 * one_round  # interleaved: drift hits every program alike
+    numbers = list(_finite_numbers(results["figures"]))
+    assert numbers and all(math.isfinite(v) for v in numbers)
+
+
+def test_stored_results_ratios_are_quotients_of_their_medians():
+    """The result files the README quotes: each steady-state ratio and GFLOP/s figure is
+    computed from the medians beside it (rounded in the hand-edited quiet-machine file)."""
+    sizes = {"digits_mlp": [64, 256, 256, 10], "mnist_mlp": [784, 256, 256, 10]}
+    checked = 0
+    for path in sorted((REPO / "bench" / "results").glob("*.json")):
+        for name, figure in json.loads(path.read_text())["figures"].items():
+            if "lrbench_vs_handwritten" not in figure:
+                continue
+            medians = {k: v["median"] for k, v in figure.items() if isinstance(v, dict)}
+            assert medians["lrbench"] != medians["handwritten_jax"], (path.name, name)
+            expected = {
+                "lrbench_vs_handwritten": medians["lrbench"] / medians["handwritten_jax"],
+                "lrbench_vs_pytorch_2t": medians["lrbench"] / medians["pytorch_2t"],
+                "lrbench_gflops": medians["lrbench"]
+                * bench_run.mlp_flops_per_step(sizes[name.split("/")[1]])
+                / 1e9,
+            }
+            for key, value in expected.items():
+                assert figure[key] == pytest.approx(value, rel=2e-3), (path.name, name, key)
+            checked += 1
+    assert checked >= 4
 
 
 @pytest.mark.skipif(not bench_data.MNIST.exists(), reason="no MNIST IDX files at ../shared")

@@ -91,18 +91,66 @@ def test_reductions_follow_the_rule_and_scale_every_kind_of_lr(optimizer):
     np.testing.assert_allclose(lrs / base, scales, rtol=1e-5)
 
 
-def test_optax_0_2_8_never_reduces_for_a_stalled_negative_value():
-    """The restriction documented in optim/plateau.py, pinned: a constant -1 "improves"
-    forever, a constant +1 is reduced. If this fails, optax fixed it: update the docs."""
-    stalled = ["schedule.patience=2", "schedule.factor=0.5"]
-    negative = _lrs_after_each_evaluation("sgd", stalled, [-1.0] * 6)
-    positive = _lrs_after_each_evaluation("sgd", stalled, [1.0] * 6)
-    np.testing.assert_allclose(negative, [0.01] * 6, rtol=1e-6)
-    np.testing.assert_allclose(positive, 0.01 * np.array([1, 1, 0.5, 0.5, 0.25, 0.25]), rtol=1e-6)
+class TorchReduceLROnPlateau:
+    """PyTorch's ReduceLROnPlateau(mode="min", threshold_mode="rel") step by step, transcribed
+    from torch/optim/lr_scheduler.py (its patience counts one later than ours), in numpy."""
+
+    def __init__(self, lr, factor, patience, threshold, cooldown, min_lr, eps=1e-8):
+        self.lr, self.factor, self.patience, self.threshold = lr, factor, patience, threshold
+        self.cooldown, self.min_lr, self.eps = cooldown, min_lr, eps
+        self.best, self.num_bad_epochs, self.cooldown_counter = np.inf, 0, 0
+
+    def step(self, metric: float) -> float:
+        if metric < self.best * (1.0 - self.threshold):
+            self.best, self.num_bad_epochs = metric, 0
+        else:
+            self.num_bad_epochs += 1
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            self.num_bad_epochs = 0
+        if self.num_bad_epochs > self.patience:
+            new_lr = max(self.lr * self.factor, self.min_lr)
+            if self.lr - new_lr > self.eps:
+                self.lr = new_lr
+            self.cooldown_counter, self.num_bad_epochs = self.cooldown, 0
+        return self.lr
+
+
+def test_reductions_match_pytorch_reduce_lr_on_plateau_with_patience_one_later():
+    """README: PyTorch's patience p is our p + 1. On a noisy validation curve that falls, then
+    stalls, the LR lrbench applies after each evaluation is PyTorch's, reduction by reduction."""
+    rng = np.random.default_rng(0)
+    epochs = np.arange(80)
+    losses = 0.3 + 2.0 * np.exp(-epochs / 8) + rng.normal(scale=0.01, size=epochs.size)
+    losses = losses.astype(np.float32).astype(np.float64)  # what the observer sees
+    factor, patience, rtol, cooldown, min_scale = 0.5, 3, 0.01, 2, 0.05
+    overrides = [
+        f"schedule.factor={factor}",
+        f"schedule.patience={patience}",
+        f"schedule.rtol={rtol}",
+        "schedule.atol=0",
+        f"schedule.cooldown={cooldown}",
+        f"schedule.min_scale={min_scale}",
+        "optimizer.lr=0.1",
+    ]
+    lrs = np.array(_lrs_after_each_evaluation("sgd", overrides, losses))
+    torch_rule = TorchReduceLROnPlateau(0.1, factor, patience - 1, rtol, cooldown, 0.1 * min_scale)
+    expected = np.array([torch_rule.step(v) for v in losses])
+
+    # Robust to float32 rounding: no loss lies next to the threshold it is compared with.
+    best = np.minimum.accumulate(np.concatenate([[np.inf], losses]))[:-1]
+    finite = np.isfinite(best)
+    assert np.abs(losses[finite] - (1 - rtol) * best[finite]).min() > 1e-5
+    # The case is not trivial: several reductions once the curve flattens, down to the floor.
+    reductions = np.flatnonzero(np.diff(expected) < 0) + 1
+    assert len(reductions) >= 4 and expected.min() == pytest.approx(0.1 * min_scale)
+    np.testing.assert_array_equal(np.flatnonzero(np.diff(lrs) < 0) + 1, reductions)
+    np.testing.assert_allclose(lrs, expected, rtol=1e-5)
 
 
 def test_the_monitored_validation_loss_cannot_be_negative():
-    """Cross-entropy (softmax or sigmoid) is >= 0, so the restriction above cannot arise."""
+    """Cross-entropy (softmax or sigmoid) is >= 0, so optax 0.2.8's restriction for a negative
+    best value (lrbench/optim/plateau.py) cannot arise."""
     rng = np.random.default_rng(0)
     for classes in (1, 10):
         logits = jnp.asarray(rng.normal(scale=30, size=(1000, classes)), jnp.float32)

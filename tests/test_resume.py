@@ -59,12 +59,37 @@ def test_sigterm_ends_the_epoch_with_a_checkpoint_and_status_interrupted(interru
     assert signal.getsignal(signal.SIGTERM) is handler  # restored after the loop
 
 
+TIMES = ("wall_s", "load_s", "setup_s", "compile_s", "train_s")  # summary.json's, in seconds
+
+
+def _checkpointed_timing(run_dir, step: int) -> dict:
+    """The times a checkpoint carries: the run's so far, up to that checkpoint."""
+    import orbax.checkpoint as ocp
+
+    manager = ocp.CheckpointManager((run_dir / FOLDER).absolute())
+    try:
+        restored = manager.restore(step, args=ocp.args.Composite(progress=ocp.args.JsonRestore()))
+    finally:
+        manager.close()
+    return restored["progress"]["timing"]
+
+
 def test_resumed_run_ends_as_the_run_never_stopped(stopped, work, reference):
+    first = _checkpointed_timing(stopped, 36)
     assert train_here(work, *TINY, f"resume={stopped}") == 0
     assert_same_as(reference, stopped)
     summary = read_summary(stopped)
     assert summary["resumed_from"] == [36]
-    assert summary["steps_per_s"] > 0 and summary["train_s"] > 0
+    # The times are the first process's up to its checkpoint plus the second process's: what
+    # the second one adds is a measurement (train_s is clamped to 1e-9, which rounds to 0),
+    # and within each process setup, compile and training fit in its wall time.
+    second = {key: summary[key] - first[key] for key in TIMES}
+    assert second["train_s"] >= 1e-4 and second["compile_s"] >= 0
+    for times in (first, second):
+        spent = times["load_s"] + times["setup_s"] + times["compile_s"] + times["train_s"]
+        assert spent <= times["wall_s"] + 5e-4, times
+    # Steps per second of the whole run: all 45 steps over both processes' training time.
+    assert summary["steps_per_s"] == round(5 * STEPS_PER_EPOCH / summary["train_s"], 2)
     assert len(list(stopped.glob("events.out.tfevents.*"))) == 2  # the second from step 36
     assert not [p for p in (work / "runs").iterdir() if p.name != ".cache"]  # Hydra's: gone
 

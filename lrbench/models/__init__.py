@@ -73,7 +73,8 @@ BUILDERS: dict[str, Callable[..., nn.Module]] = {
     "cnn": _cnn,
     "resnet": _resnet,
 }
-CONVOLUTIONAL = {"cnn", "resnet"}  # the loop strategy depends on it (README "Loop strategies")
+# The loop strategy depends on it (README "Design", "Loop strategies, by measurement").
+CONVOLUTIONAL = {"cnn", "resnet"}
 
 
 def build(cfg: ModelConfig, spec: DataSpec, dtype: jnp.dtype = jnp.float32) -> nn.Module:
@@ -92,12 +93,4 @@ def is_convolutional(cfg: ModelConfig) -> bool:
     return cfg.name in CONVOLUTIONAL
 
 
-def uses_batch_norm(cfg: ModelConfig) -> bool:
-    return bool(getattr(cfg, "batch_norm", False))
-
-
-def uses_dropout(cfg: ModelConfig) -> bool:
-    return getattr(cfg, "dropout", 0.0) > 0
-
-
-__all__ = ["BUILDERS", "build", "is_convolutional", "uses_batch_norm", "uses_dropout"]
+__all__ = ["BUILDERS", "build", "is_convolutional"]

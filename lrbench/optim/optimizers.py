@@ -20,7 +20,6 @@ import optax
 
 from lrbench.config import (
     SCHEMAS,
-    AdamConfig,
     LBFGSConfig,
     OptimizerConfig,
 )
@@ -100,6 +99,9 @@ class OptimizerEntry:
     stage: Callable[..., optax.GradientTransformation] = scheduled
     # (opt_state, params) -> the parameters to evaluate
     eval_params: Callable[[optax.OptState, optax.Params], optax.Params] = trained_params
+    # Config values that only seed adaptive state at step 0 (a resumed run cannot change
+    # them: lrbench.optim.resumed_values); tests/test_resumed_values.py checks each claim.
+    seeds: tuple[str, ...] = ()
 
 
 OPTIMIZERS: dict[str, OptimizerEntry] = {
@@ -109,12 +111,22 @@ OPTIMIZERS: dict[str, OptimizerEntry] = {
     "adamw": OptimizerEntry(_adamw, ("b1", "b2", "eps")),
     "lion": OptimizerEntry(_lion, ("b1", "b2")),
     "rmsprop": OptimizerEntry(_rmsprop, ("decay", "eps", "momentum"), ("eps_in_sqrt", "centered")),
-    "adagrad": OptimizerEntry(_adagrad, ("initial_accumulator_value", "eps")),
+    "adagrad": OptimizerEntry(
+        _adagrad, ("initial_accumulator_value", "eps"), seeds=("initial_accumulator_value",)
+    ),
     "sgd_hd": OptimizerEntry(
-        hypergradient.sgd_direction, ("momentum",), ("nesterov",), hypergradient.hypergradient_stage
+        hypergradient.sgd_direction,
+        ("momentum",),
+        ("nesterov",),
+        hypergradient.hypergradient_stage,
+        seeds=("lr",),
     ),
     "adam_hd": OptimizerEntry(
-        hypergradient.adam_direction, ("b1", "b2", "eps"), (), hypergradient.hypergradient_stage
+        hypergradient.adam_direction,
+        ("b1", "b2", "eps"),
+        (),
+        hypergradient.hypergradient_stage,
+        seeds=("lr",),
     ),
     "prodigy": OptimizerEntry(
         contrib.prodigy,
@@ -127,10 +139,17 @@ OPTIMIZERS: dict[str, OptimizerEntry] = {
         ("b1", "b2", "eps", "estim_lr0"),
         (),
         contrib.as_argument(contrib.d_estimate(optax.contrib.DAdaptAdamWState)),
+        seeds=("estim_lr0",),
     ),
-    "cocob": OptimizerEntry(contrib.cocob, ("alpha", "eps"), (), contrib.as_argument()),
+    "cocob": OptimizerEntry(
+        contrib.cocob, ("alpha", "eps"), (), contrib.as_argument(), seeds=("eps",)
+    ),
     "dog": OptimizerEntry(
-        contrib.dog, ("init_distance", "eps"), (), contrib.as_argument(contrib.dog_step_size)
+        contrib.dog,
+        ("init_distance", "eps"),
+        (),
+        contrib.as_argument(contrib.dog_step_size),
+        seeds=("init_distance",),
     ),
     "schedule_free_adamw": OptimizerEntry(
         contrib.schedule_free_adamw,
@@ -152,8 +171,6 @@ OPTIMIZERS: dict[str, OptimizerEntry] = {
 }
 FULL_BATCH = {"lbfgs"}
 NAMES = sorted({*OPTIMIZERS, *FULL_BATCH})
-# The schema each optimizer's yaml starts from (adamw shares adam's).
-_SCHEMAS = SCHEMAS["optimizer"] | {"adamw": AdamConfig}
 
 
 def is_full_batch(cfg: OptimizerConfig) -> bool:
@@ -170,7 +187,7 @@ def build(
         entry = OPTIMIZERS[cfg.name]
     except KeyError:
         raise ConfigError("optimizer.name", cfg.name, f"one of {NAMES}") from None
-    expected = _SCHEMAS.get(cfg.name)
+    expected = SCHEMAS["optimizer"].get(cfg.name)
     if expected is not None and not isinstance(cfg, expected):
         raise ConfigError("optimizer.name", cfg.name, f"needs the {expected.__name__} fields")
     hyperparams = {"weight_decay": cfg.weight_decay}

@@ -2,16 +2,17 @@
 
 optax.contrib.reduce_on_plateau holds the rule (patience, cooldown, tolerances, min_scale)
 and its state. Here that state rides in the optimizer state inside a monitor that passes
-updates through unchanged, and ``observe_validation`` feeds it the validation loss at each
-evaluation, not at each step (a small jitted update between epochs: no host sync). A
+updates through unchanged, and the observer (``plateau_observer``, looked up by
+``validation_observer``) feeds it the validation loss at each evaluation, not at each step
+(a small jitted update between epochs: no host sync). A
 reduction multiplies every peak LR in the state (``scale_base_lr``), so it multiplies the
 scheduled LR and everything that reads it (hypergradient alpha, LR-free estimates).
 
 optax 0.2.8 counts ``value < (1 - rtol) * best - atol`` as an improvement; for a negative
 ``best`` that threshold lies above ``best``, so a stalled negative value keeps "improving"
 and the LR is never reduced (fixed upstream later). The monitored value here is the
-validation cross-entropy, which is >= 0, so it cannot happen; tests/test_plateau.py pins
-both facts.
+validation cross-entropy, which is >= 0, so it cannot happen (tests/test_plateau.py checks
+that, and checks the rule against PyTorch's ReduceLROnPlateau).
 """
 
 from __future__ import annotations

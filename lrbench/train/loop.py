@@ -1,9 +1,10 @@
 """Epoch runners: the compiled programs that apply a whole epoch (or a block) of steps.
 
-Three strategies, chosen per backend and model by measurement (README, "Loop strategies"):
-``scan`` compiles an epoch as one ``lax.scan``; ``unrolled`` compiles ``unroll`` steps
-as straight-line code and loops over such blocks from Python (on XLA:CPU a conv net
-inside a rolled scan measured ~10x slower per step); ``step`` is blocks of one step.
+Three strategies, chosen per backend and model by measurement (README, "Design", "Loop
+strategies, by measurement"): ``scan`` compiles an epoch as one ``lax.scan``; ``unrolled``
+compiles ``unroll`` steps as straight-line code and loops over such blocks from Python (on
+XLA:CPU a conv net inside a rolled scan measured ~8x slower per step, see ``resolve_loop``);
+``step`` is blocks of one step.
 All draw batches from an on-device permutation, donate the state, and return per-step
 metrics stacked on device, so nothing syncs with the host inside an epoch. Streamed
 splits (``lrbench.train.stream``) run the same programs over chunks already in order.
@@ -152,7 +153,7 @@ class FullBatchEpochs(CompileCache):
 def resolve_loop(loop: Loop, has_conv: bool, backend: str) -> Loop:
     """auto: one jitted step per dispatch for conv nets (cnn, resnet: models.is_convolutional)
     on CPU (a rolled scan of convs ran ~8x slower per step there, unrolled blocks ~2x: README
-    "Loop strategies"), a scan per epoch everywhere else."""
+    "Design", "Loop strategies, by measurement"), a scan per epoch everywhere else."""
     if loop is not Loop.auto:
         return loop
     return Loop.step if has_conv and backend == "cpu" else Loop.scan

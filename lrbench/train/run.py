@@ -8,7 +8,7 @@ import signal
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import flax.linen as nn
@@ -18,8 +18,9 @@ import numpy as np
 import optax
 
 from lrbench import data, models, optim
-from lrbench.config import Config, Device, DType, check_combination
+from lrbench.config import Config, Device, DType, OptimizerConfig, check_combination
 from lrbench.errors import ConfigError
+from lrbench.optim.resumed_values import apply_resume_changes
 from lrbench.runs import RunDir
 from lrbench.train.boundary import EpochBoundary
 from lrbench.train.checkpoint import CheckpointError, Checkpoints, Restored
@@ -226,7 +227,7 @@ def run(
             setup.model, setup.tx, setup.dataset.spec.input_shape, init_key, setup.dtype
         )
         checkpoints = Checkpoints(out_dir, cfg.train.keep_checkpoints)
-        restored = None if resume is None else _restore(checkpoints, state, out_dir)
+        restored = None if resume is None else _restore(checkpoints, state, resume, cfg.optimizer)
         # Everything is validated: only now does the run directory get files of ours.
         run_dir = _open_run_dir(out_dir, config_record, checkpoints, resume, restored)
         if restored is not None:
@@ -256,11 +257,24 @@ def run(
     return summary
 
 
-def _restore(checkpoints: Checkpoints, state: TrainState, out_dir: Path) -> Restored | None:
+def _restore(
+    checkpoints: Checkpoints, state: TrainState, resume: Resume, optimizer: OptimizerConfig
+) -> Restored | None:
+    """The newest usable checkpoint, with the allowed changes written into its state."""
     try:
-        return checkpoints.restore(state, files_fit(out_dir))
+        restored = checkpoints.restore(state, files_fit(resume.run_dir))
+        if restored is None or not resume.changes:
+            return restored
+        opt_state = apply_resume_changes(restored.state.opt_state, resume.changes, optimizer)
     except CheckpointError as error:
-        raise ConfigError("resume", str(out_dir), f"no usable checkpoint ({error})") from None
+        checkpoints.close()
+        raise ConfigError(
+            "resume", str(resume.run_dir), f"no usable checkpoint ({error})"
+        ) from None
+    except ConfigError:
+        checkpoints.close()
+        raise
+    return replace(restored, state=restored.state.replace(opt_state=opt_state))
 
 
 def _open_run_dir(

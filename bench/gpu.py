@@ -43,7 +43,7 @@ def synthetic_image_steps_per_s(model_overrides: list[str], steps: int) -> dict:
     from lrbench import models, optim
     from lrbench.config import Loop
     from lrbench.data import DataSpec
-    from lrbench.train.loop import make_epoch_runner
+    from lrbench.train.runners import make_epoch_runner
     from lrbench.train.state import count_params, create_state
     from lrbench.train.step import make_train_step
 
@@ -56,7 +56,13 @@ def synthetic_image_steps_per_s(model_overrides: list[str], steps: int) -> dict:
     y = jnp.asarray(rng.integers(0, 10, steps * 128).astype(np.int32))
     state = create_state(model, tx, spec.input_shape, jax.random.key(0), jnp.float32)
     runner = make_epoch_runner(
-        Loop.scan, make_train_step(model, tx), x, y, jax.random.key(1), 128, 8
+        Loop.scan,
+        make_train_step(model, tx),
+        x=x,
+        y=y,
+        data_key=jax.random.key(1),
+        batch_size=128,
+        unroll=8,
     )
     state, metrics = runner(state, 0, steps)
     jax.block_until_ready(metrics)

@@ -9,7 +9,7 @@ from lrbench.paths import conf_dir
 GROUPS = ("model", "dataset", "optimizer", "schedule", "experiment")
 
 
-def describe(path: Path) -> str:
+def option_summary(path: Path) -> str:
     """The option's first comment line (experiments: skipping the @package line)."""
     for line in path.read_text().splitlines():
         text = line.lstrip("# ").strip()
@@ -19,7 +19,7 @@ def describe(path: Path) -> str:
 
 
 def options(group: str) -> dict[str, str]:
-    return {p.stem: describe(p) for p in sorted((conf_dir() / group).glob("*.yaml"))}
+    return {p.stem: option_summary(p) for p in sorted((conf_dir() / group).glob("*.yaml"))}
 
 
 def render(groups: tuple[str, ...] = GROUPS) -> str:

@@ -102,9 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[command](args)
     except BadInputExit as exit_:
-        from lrbench.input_errors import describe
+        from lrbench.input_errors import one_line_message
 
-        print(f"lrbench: error: {describe(exit_.error) or exit_.error}", file=sys.stderr)
+        print(f"lrbench: error: {one_line_message(exit_.error) or exit_.error}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `lrbench list | head`: the reader left early; nothing is wrong
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # as Python's docs advise
@@ -113,9 +113,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lrbench: {stop.message}", file=sys.stderr)
         return stop.code
     except Exception as error:  # only known input errors are turned into a line
-        from lrbench.input_errors import describe
+        from lrbench.input_errors import one_line_message
 
-        message = describe(error)
+        message = one_line_message(error)
         if message is None:
             raise
         print(f"lrbench: error: {message}", file=sys.stderr)

@@ -3,7 +3,7 @@
 The process sends itself ``signals`` (default ``KILL``; ``TERM``, ``INT``, or several joined
 by ``+``, e.g. ``INT+INT``) the ``count``-th time it reaches ``point``. The points:
 
-    compile          before an XLA compile (``CompileCache``)
+    compile          before an XLA compile (``lrbench.train.executables``)
     epoch            after an epoch is dispatched, while the device computes it
     eval             after an evaluation is dispatched
     checkpoint       after a checkpoint write started (orbax writes in the background)

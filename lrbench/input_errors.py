@@ -50,7 +50,7 @@ def _missing_option(error: MissingConfigException) -> str:
     return _first_line(error)
 
 
-def describe(error: BaseException) -> str | None:
+def one_line_message(error: BaseException) -> str | None:
     """The one-line message for a known input error, or None for anything else (a bug)."""
     for cause in _chain(error):
         if isinstance(cause, ConfigError):

@@ -11,11 +11,13 @@ earlier row intact. A directory without ``summary.json`` is a run still going or
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import math
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,11 @@ import yaml
 
 from lrbench import faults
 from lrbench.flat_config import flatten
+
+# summary.json's contract and reader live in lrbench.summary; re-exported for the callers of
+# this module.
+from lrbench.summary import STATUSES as STATUSES
+from lrbench.summary import read_summary as read_summary
 
 METRIC_COLUMNS = (
     "step",
@@ -37,7 +44,6 @@ METRIC_COLUMNS = (
     "test_accuracy",
     "elapsed_s",
 )
-STATUSES = ("completed", "diverged", "failed", "interrupted")
 METRICS_FILE = "metrics.csv"
 EVENTS_GLOB = "events.out.tfevents.*"
 
@@ -155,12 +161,6 @@ class RunDir:
             self._events.flush()
 
 
-def read_summary(path: str | os.PathLike) -> dict | None:
-    """The run's summary, or None while it runs (or if it was killed)."""
-    file = Path(path) / "summary.json"
-    return json.loads(file.read_text()) if file.exists() else None
-
-
 def read_metrics(path: str | os.PathLike) -> list[dict[str, float | None]]:
     """metrics.csv as rows of floats (None where a column was not evaluated at that step).
     A last line without its newline is a row cut short by a kill: skipped."""
@@ -176,3 +176,11 @@ def read_metrics(path: str | os.PathLike) -> list[dict[str, float | None]]:
 def read_config(path: str | os.PathLike) -> dict:
     # libyaml's loader when present: 8x faster, which `compare` over big sweeps needs.
     return yaml.load((Path(path) / "config.yaml").read_text(), Loader=_YAML_LOADER)
+
+
+def remove_unused_run_dir(out_dir: Path) -> None:
+    """Bad input leaves no run directory: remove Hydra's, since no file of ours is in it."""
+    if not (out_dir / "config.yaml").exists():
+        shutil.rmtree(out_dir, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            out_dir.parent.rmdir()  # runs/<name>/ if this was its only run

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import math
-import shutil
 from pathlib import Path
 
 import hydra
@@ -16,6 +13,9 @@ from omegaconf.errors import OmegaConfBaseException
 from lrbench.config import Config, register_schemas, resolved_dict, to_run_config
 from lrbench.errors import BadInputExit, ConfigError
 from lrbench.paths import conf_dir
+from lrbench.runs import remove_unused_run_dir
+from lrbench.summary import Summary, final
+from lrbench.sweep import member_dir
 
 register_schemas()
 
@@ -36,17 +36,15 @@ def train(cfg: DictConfig) -> float:
             from lrbench.sweep.vmap import run_vmap_sweep
 
             summaries = run_vmap_sweep(run_config, resolved_dict(cfg), out_dir)
-            run_dirs = [out_dir / str(k) for k in range(len(summaries))]
+            run_dirs = [member_dir(out_dir, k) for k in range(len(summaries))]
     except (ConfigError, OmegaConfBaseException) as error:  # bad input, found after composing
-        _remove_unused(out_dir)
+        remove_unused_run_dir(out_dir)
         raise BadInputExit(error) from error
     if not multirun:
         for run_dir, summary in zip(run_dirs, summaries, strict=True):
             print(_one_line(run_dir, summary))
-    values = [run_config.objective.read(summary) for summary in summaries]
-    finite = [v for v in values if math.isfinite(v)]
-    best = max if run_config.objective.name.endswith("accuracy") else min
-    return best(finite) if finite else float("nan")
+    objective = run_config.objective
+    return objective.best_of(objective.read(summary) for summary in summaries)
 
 
 def _one_run(cfg: Config, record: dict, out_dir: Path, multirun: bool) -> tuple[dict, Path]:
@@ -56,18 +54,27 @@ def _one_run(cfg: Config, record: dict, out_dir: Path, multirun: bool) -> tuple[
 
     resume = plan_resume(cfg, record, out_dir, multirun)
     if resume is None:
-        from lrbench.train.run import run  # JAX loads only when a run really starts
-
-        return run(cfg, record, out_dir, quiet=multirun), out_dir
+        return _train(cfg, record, out_dir, quiet=multirun), out_dir
     try:
         if resume.summary is not None:
             return resume.summary, resume.run_dir
-        from lrbench.train.run import run
-
-        return run(cfg, record, resume.run_dir, quiet=multirun, resume=resume), resume.run_dir
+        return _train(cfg, record, resume.run_dir, quiet=multirun, resume=resume), resume.run_dir
     finally:
         if resume.run_dir.absolute() != out_dir.absolute():
-            _remove_unused(out_dir)  # Hydra's new folder: the run's log went on in its own
+            remove_unused_run_dir(out_dir)  # Hydra's new folder: the run's log went on in its own
+
+
+def _train(cfg: Config, record: dict, run_dir: Path, *, quiet: bool, resume=None) -> dict:
+    """One run (JAX loads only now); ``optimizer.lr=auto`` runs the LR range test first
+    and trains with its suggestion."""
+    from lrbench.train.run import run
+
+    lr_find = None
+    if cfg.optimizer.lr_auto:
+        from lrbench.lr_find.range_test import choose_lr
+
+        cfg, lr_find = choose_lr(cfg)
+    return run(cfg, record, run_dir, quiet=quiet, resume=resume, lr_find=lr_find)
 
 
 def use_compile_cache(path: str | None) -> None:
@@ -86,24 +93,15 @@ def use_compile_cache(path: str | None) -> None:
         jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
-def _remove_unused(out_dir: Path) -> None:
-    """Bad input leaves no run directory: remove Hydra's, since no file of ours is in it."""
-    if not (out_dir / "config.yaml").exists():
-        shutil.rmtree(out_dir, ignore_errors=True)
-        with contextlib.suppress(OSError):
-            out_dir.parent.rmdir()  # runs/<name>/ if this was its only run
-
-
-def _one_line(out_dir: Path, summary: dict) -> str:
-    final = summary["final"]
+def _one_line(out_dir: Path, summary: Summary) -> str:
     parts = [
         f"{summary['status']}",
         f"{summary['steps']} steps",
         f"{summary['steps_per_s']:.0f} steps/s",
     ]
     for key in ("val_accuracy", "test_accuracy"):
-        if final.get(key) is not None:
-            parts.append(f"{key} {final[key]:.4f}")
+        if final(summary, key) is not None:
+            parts.append(f"{key} {final(summary, key):.4f}")
     if summary["diverged_at_step"] is not None:
         parts.append(f"diverged at step {summary['diverged_at_step']}")
     return f"{out_dir}: " + ", ".join(parts)

@@ -149,7 +149,7 @@ def test_schedule_free_is_evaluated_at_its_average():
     the state's y and z, not the y being trained."""
     from lrbench import data, models
     from lrbench.train.evaluate import Evaluator, make_evaluate, pad_split
-    from lrbench.train.run import run_keys
+    from lrbench.train.setup import run_keys
     from lrbench.train.state import create_state
     from lrbench.train.step import make_train_step
 

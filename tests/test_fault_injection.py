@@ -46,7 +46,7 @@ def reference(work):
 @pytest.fixture(scope="module")
 def template():
     """A fresh train state of TINY's config: the structure checkpoints restore into."""
-    from lrbench.train.run import prepared, run_keys
+    from lrbench.train.setup import prepared, run_keys
     from lrbench.train.state import create_state
 
     cfg = compose_config(*TINY)

@@ -176,9 +176,9 @@ def test_range_test_applies_the_ramp_in_the_run_data_order(tmp_path):
     training run would draw, from the run's initialization (float32, rtol 1e-3: an LR one
     ramp step off changes the late losses by ~10%; measured 1.5e-4 on an H200 GPU)."""
     from lrbench import data, models, optim
-    from lrbench.train.loop import batch_indices
     from lrbench.train.objective import cross_entropy
-    from lrbench.train.run import run_keys
+    from lrbench.train.runners import batch_indices
+    from lrbench.train.setup import run_keys
     from lrbench.train.state import create_state
 
     overrides = [
@@ -250,3 +250,38 @@ def test_bad_input_is_one_line_exit_2_and_leaves_no_run_dir(args, message, tmp_p
     assert err.startswith(f"lrbench: error: {message}"), err
     assert err.count("\n") == 1
     assert not run_dir.exists()
+
+
+def test_range_test_keeps_images_uint8_on_device_and_streams_past_the_budget(tmp_path, monkeypatch):
+    """The range test trains with the run's own runner (lrbench.train.program): MNIST-format
+    images stay uint8 on device (a quarter of float32's bytes), and a train split over
+    dataset.max_device_bytes streams from the host with the on-device test's losses."""
+    from image_files import write_mnist_like
+
+    from lrbench.lr_find import range_test
+    from lrbench.train.stream import StreamEpochs
+
+    folder = write_mnist_like(tmp_path, n_train=1000, n_test=40)
+    overrides = [
+        "dataset=mnist",
+        "dataset.source=idx",
+        f"dataset.path={folder}",
+        "train.batch_size=40",
+        "lr_find.num_steps=30",
+    ]
+    runners = []
+    build_runner = range_test.build_runner
+
+    def spy(*args, **kwargs):
+        runners.append(build_runner(*args, **kwargs)[0])
+        return runners[-1], "spied"
+
+    monkeypatch.setattr(range_test, "build_runner", spy)
+    on_device = range_test.run_range_test(compose_config(*overrides))
+    assert runners[-1].x.dtype == np.uint8
+    assert runners[-1].x.nbytes == 900 * 10 * 10  # the train split: 900 images of 10x10 bytes
+    streamed = range_test.run_range_test(
+        compose_config(*overrides, "dataset.max_device_bytes=20000")
+    )
+    assert isinstance(runners[-1], StreamEpochs)
+    np.testing.assert_allclose(streamed.losses, on_device.losses, rtol=1e-5)

@@ -11,7 +11,7 @@ import pytest
 from lrbench import models
 from lrbench.config import Loop
 from lrbench.data import DataSpec
-from lrbench.train.loop import resolve_loop
+from lrbench.train.runners import resolve_loop
 from lrbench.train.state import count_params
 from tests.conftest import compose_config
 

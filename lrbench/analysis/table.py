@@ -18,33 +18,18 @@ import yaml
 from lrbench.analysis.discover import find_runs
 from lrbench.errors import ConfigError
 from lrbench.flat_config import flatten
-from lrbench.runs import STATUSES, read_config, read_metrics, read_summary
+from lrbench.runs import read_config, read_metrics
+from lrbench.summary import (
+    FIELDS,
+    HIGHER_IS_BETTER,
+    RUNNING,
+    STATUSES,
+    flat,
+    read_checked_summary,
+)
 
-RUNNING = "running"  # no summary.json: the run is going, or was killed
-
-# Outcome column -> where it is in summary.json. Final values are named as metrics.csv's
-# columns (val_accuracy is the last evaluation's), best ones with a best_ prefix.
-OUTCOMES: dict[str, tuple[str, ...]] = {
-    "status": ("status",),
-    "steps": ("steps",),
-    "epochs": ("epochs",),
-    "diverged_at_step": ("diverged_at_step",),
-    "lr": ("final", "lr"),
-    "train_loss": ("final", "train_loss"),
-    "train_accuracy": ("final", "train_accuracy"),
-    "val_loss": ("final", "val_loss"),
-    "val_accuracy": ("final", "val_accuracy"),
-    "test_loss": ("final", "test_loss"),
-    "test_accuracy": ("final", "test_accuracy"),
-    "eval_step": ("final_eval_step",),
-    "best_val_accuracy": ("best", "val_accuracy"),
-    "best_val_accuracy_step": ("best", "val_accuracy_step"),
-    "best_val_loss": ("best", "val_loss"),
-    "best_val_loss_step": ("best", "val_loss_step"),
-    "wall_s": ("wall_s",),
-    "steps_per_s": ("steps_per_s",),
-    "error": ("error",),
-}
+# The outcome columns: summary.json's values by their flat names (lrbench.summary.FIELDS).
+OUTCOMES = tuple(FIELDS)
 TEXT_OUTCOMES = ("status", "error")
 INTEGER_OUTCOMES = (
     "steps",
@@ -56,14 +41,9 @@ INTEGER_OUTCOMES = (
 OPTIONAL_OUTCOMES = ("diverged_at_step", "error")  # shown only when some run has one
 # Metrics that runs are ranked by: True when higher is better.
 METRICS: dict[str, bool] = {
-    "train_loss": False,
-    "train_accuracy": True,
-    "val_loss": False,
-    "val_accuracy": True,
-    "test_loss": False,
-    "test_accuracy": True,
-    "best_val_accuracy": True,
-    "best_val_loss": False,
+    **HIGHER_IS_BETTER,
+    "best_val_accuracy": HIGHER_IS_BETTER["val_accuracy"],
+    "best_val_loss": HIGHER_IS_BETTER["val_loss"],
     "wall_s": False,
     "steps_per_s": True,
 }
@@ -87,37 +67,8 @@ def check_metric(metric: str, flag: str = "--metric") -> str:
     return metric
 
 
-def _lookup(summary: dict, path: tuple[str, ...]):
-    value = summary
-    for key in path:
-        value = value.get(key) if isinstance(value, dict) else None
-    return value
-
-
 def _one_line(error: Exception) -> str:
     return " ".join(str(error).split())
-
-
-def _read_summary(run: Path) -> dict | None:
-    """summary.json, checked: a corrupt one is bad input, not a run to skip."""
-    try:
-        summary = read_summary(run)
-    except ValueError as error:  # JSONDecodeError, UnicodeDecodeError
-        raise ConfigError(
-            str(run / "summary.json"),
-            "corrupt",
-            f"not valid JSON ({_one_line(error)})",
-        ) from None
-    if summary is not None and (
-        not isinstance(summary, dict) or summary.get("status") not in STATUSES
-    ):
-        status = summary.get("status") if isinstance(summary, dict) else summary
-        raise ConfigError(
-            str(run / "summary.json"),
-            "corrupt",
-            f"status {status!r} is not one of {', '.join(STATUSES)}",
-        )
-    return summary
 
 
 def _read_config(run: Path) -> dict:
@@ -140,12 +91,8 @@ def _progress(run: Path) -> dict:
 
 
 def _row(run: Path) -> dict:
-    summary = _read_summary(run)
-    outcome = (
-        _progress(run)
-        if summary is None
-        else {name: _lookup(summary, path) for name, path in OUTCOMES.items()}
-    )
+    summary = read_checked_summary(run)  # a corrupt one is bad input, not a run to skip
+    outcome = _progress(run) if summary is None else flat(summary)
     return {"run": str(run)} | flatten(_read_config(run)) | outcome
 
 

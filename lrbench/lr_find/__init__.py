@@ -1,5 +1,2 @@
-"""The LR range test: ``lrbench find-lr`` and ``optimizer.lr=auto``."""
-
-from lrbench.lr_find.range_test import RangeTest, choose_lr, run_range_test
-
-__all__ = ["RangeTest", "choose_lr", "run_range_test"]
+"""The LR range test: ``lrbench find-lr`` (``app``) and ``optimizer.lr=auto``
+(``range_test.choose_lr``). Nothing is imported here, so the app loads without JAX."""

@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 from lrbench.config import register_schemas, resolved_dict, to_run_config
 from lrbench.errors import BadInputExit, ConfigError
 from lrbench.paths import conf_dir
-from lrbench.train_app import _remove_unused
+from lrbench.runs import remove_unused_run_dir
 
 register_schemas()
 
@@ -23,10 +23,11 @@ register_schemas()
 @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="find_lr")
 def find_lr(cfg: DictConfig) -> float | None:
     """Run the range test; returns the suggested LR (None if it diverged too early)."""
-    from lrbench.lr_find.plot import plot  # JAX and matplotlib load only when a test starts
+    # JAX and matplotlib load only when a test starts (tests/test_lr_find.py checks it)
+    from lrbench.lr_find.plot import plot
     from lrbench.lr_find.range_test import run_range_test
     from lrbench.runs import RunDir
-    from lrbench.train.run import _versions
+    from lrbench.train.report import versions
 
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
@@ -35,14 +36,14 @@ def find_lr(cfg: DictConfig) -> float | None:
             raise ConfigError("resume", run_config.resume, "only for lrbench train")
         result = run_range_test(run_config)
     except ConfigError as error:
-        _remove_unused(out_dir)
+        remove_unused_run_dir(out_dir)
         raise BadInputExit(error) from error
     run_dir = RunDir(out_dir)
     run_dir.write_config(resolved_dict(cfg))
     result.write_csv(out_dir)
     plot(result, out_dir / "lr_find.png")
     summary = {"status": "completed", "kind": "lr_find"} | result.summary()
-    run_dir.write_summary(summary | {"versions": _versions()})
+    run_dir.write_summary(summary | {"versions": versions()})
     chosen = result.chosen
     found = (
         "no suggestion (diverged too early)"

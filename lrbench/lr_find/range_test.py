@@ -2,10 +2,11 @@
 train from the run's initialization while the LR ramps from min_lr to max_lr, one step per
 LR, and read the loss curve (``rules``).
 
-The steps run on device as one jitted ``lax.scan`` with the run's model, data order and
-optimizer (``optimizer.lr`` replaced by the ramp); the host then smooths the losses, stops
-the curve at divergence and suggests. The scan always runs all ``num_steps`` (a scan has a
-fixed length); points after the stop are discarded, as fastai never computes them.
+The steps run on device with the run's own epoch runner (``lrbench.train.program``: its
+model, data order, input stage, loop strategy and streaming), the optimizer's LR
+multiplier replaced by the ramp; the host then smooths the losses, stops the curve at
+divergence and suggests. All ``num_steps`` steps run (one dispatch per epoch, no host sync
+between them); points after the stop are discarded, as fastai never computes them.
 """
 
 from __future__ import annotations
@@ -16,17 +17,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from lrbench import optim
 from lrbench.config import Config, LRFindConfig, Ramp
 from lrbench.errors import ConfigError
 from lrbench.lr_find.rules import Suggestion, n_recorded, smooth, suggest
-from lrbench.train.loop import batch_indices
-from lrbench.train.run import prepared, run_keys
-from lrbench.train.state import create_state
-from lrbench.train.step import make_train_step
+from lrbench.train.program import build_runner
+from lrbench.train.setup import Setup, prepared, run_keys
+from lrbench.train.state import TrainState, create_state
 
 
 def ramp_multiplier(cfg: LRFindConfig):
@@ -99,11 +98,12 @@ def run_range_test(cfg: Config) -> RangeTest:
     ramp = ramp_multiplier(test)
     cfg = replace(cfg, optimizer=replace(cfg.optimizer, lr=test.min_lr))
     start = time.perf_counter()
-    with prepared(cfg) as setup:
-        tx = optim.build(cfg.optimizer, ramp, setup.dtype)
+    with prepared(cfg, lr_multiplier=ramp) as setup:
         init_key, data_key = run_keys(cfg.seed)
-        state = create_state(setup.model, tx, setup.dataset.spec.input_shape, init_key, setup.dtype)
-        losses = _scan_losses(setup, tx, state, data_key, test.num_steps)
+        state = create_state(
+            setup.model, setup.tx, setup.dataset.spec.input_shape, init_key, setup.dtype
+        )
+        losses = _ramp_losses(setup, state, data_key, test.num_steps)
     lrs = test.min_lr * ramp(np.arange(test.num_steps, dtype=np.float64))
     smoothed = smooth(losses, test.smoothing)
     n = n_recorded(smoothed, test.stop_factor)
@@ -118,25 +118,15 @@ def run_range_test(cfg: Config) -> RangeTest:
     )
 
 
-def _scan_losses(setup, tx, state, data_key, num_steps: int) -> np.ndarray:
+def _ramp_losses(setup: Setup, state: TrainState, data_key, num_steps: int) -> np.ndarray:
     """The batch losses of num_steps steps, batches in the run's order (epoch after epoch)."""
-    plan = setup.plan
-    x = jnp.asarray(setup.dataset.x_train, setup.dtype)
-    y = jnp.asarray(setup.dataset.y_train)
-    step = make_train_step(setup.model, tx)
-    n_epochs = -(-num_steps // plan.steps_per_epoch)
-
-    def program(state, x, y, data_key):
-        rows = jax.vmap(
-            lambda epoch: batch_indices(
-                data_key, epoch, y.shape[0], plan.batch_size, plan.steps_per_epoch
-            )
-        )(jnp.arange(n_epochs))
-        rows = rows.reshape(-1, plan.batch_size)[:num_steps]
-        _, metrics = jax.lax.scan(lambda s, r: step(s, x[r], y[r]), state, rows)
-        return metrics.loss
-
-    return np.asarray(jax.jit(program)(state, x, y, data_key), np.float64)
+    runner, _ = build_runner(setup, data_key)
+    per_epoch = setup.plan.steps_per_epoch
+    losses = []
+    for epoch in range(-(-num_steps // per_epoch)):
+        state, metrics = runner(state, epoch, min(per_epoch, num_steps - epoch * per_epoch))
+        losses.append(metrics.loss)
+    return np.concatenate(jax.device_get(losses)).astype(np.float64)
 
 
 def choose_lr(cfg: Config) -> tuple[Config, RangeTest]:

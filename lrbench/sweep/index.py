@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 
 from lrbench.runs import write_atomically
+from lrbench.summary import FAILED, Summary, best, final
 
 COLUMNS = (
     "job",
@@ -33,16 +34,16 @@ class SweepIndex:
     def __init__(self, sweep_dir: str | Path) -> None:
         self.path = Path(sweep_dir) / "sweep.csv"
 
-    def append(self, job: int, run_dir: Path, overrides: dict | list, summary: dict | None):
-        summary = summary or {"status": "failed"}
+    def append(self, job: int, run_dir: Path, overrides: dict | list, summary: Summary | None):
+        summary = summary or {"status": FAILED}
         row = {
             "job": job,
             "run_dir": str(run_dir),
             "overrides": json.dumps(overrides),
             "status": summary.get("status"),
-            "best_val_accuracy": summary.get("best", {}).get("val_accuracy"),
-            "best_val_loss": summary.get("best", {}).get("val_loss"),
-            "final_test_accuracy": summary.get("final", {}).get("test_accuracy"),
+            "best_val_accuracy": best(summary, "val_accuracy"),
+            "best_val_loss": best(summary, "val_loss"),
+            "final_test_accuracy": final(summary, "test_accuracy"),
             "steps": summary.get("steps"),
             "wall_s": summary.get("wall_s"),
         }

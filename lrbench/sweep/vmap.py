@@ -17,26 +17,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lrbench import optim
 from lrbench.config import Config
-from lrbench.optim.hyperparams import with_hyperparams
 from lrbench.runs import RunDir
+from lrbench.sweep import member_dir
 from lrbench.sweep.index import SweepIndex
 from lrbench.sweep.members import Member, expand
 from lrbench.train.epochs import run_epochs
-from lrbench.train.evaluate import Evaluator
-from lrbench.train.feedback import ValidationFeedback
+from lrbench.train.program import build_program, initial_states
 from lrbench.train.recorder import Recorder
-from lrbench.train.run import (
-    Setup,
-    build_runner,
-    environment,
-    eval_splits,
-    prepared,
-    run_keys,
-    timing,
-)
-from lrbench.train.state import state_initializer
+from lrbench.train.report import run_summary, timing
+from lrbench.train.setup import Setup, prepared, run_keys
 
 log = logging.getLogger("lrbench")
 
@@ -51,38 +41,27 @@ def run_vmap_sweep(cfg: Config, config_record: dict, out_dir: Path) -> list[dict
         for first in range(0, len(members), size):
             chunk = members[first : first + size]
             for member, summary in zip(chunk, _train_chunk(chunk, setup, out_dir), strict=True):
-                index.append(member.index, out_dir / str(member.index), member.values, summary)
+                index.append(
+                    member.index, member_dir(out_dir, member.index), member.values, summary
+                )
                 summaries.append(summary)
     return summaries
 
 
 def _train_chunk(chunk: list[Member], setup: Setup, out_dir: Path) -> list[dict]:
     start = time.perf_counter()
-    cfg = chunk[0].config
     keys = [run_keys(member.config.seed) for member in chunk]
-    init_keys = jnp.stack([k for k, _ in keys])
-    data_keys = jnp.stack([k for _, k in keys])
-    init = jax.jit(
-        jax.vmap(
-            state_initializer(setup.model, setup.tx, setup.dataset.spec.input_shape, setup.dtype)
-        )
-    )
-    states = init(init_keys)
     hyperparams = {
         key.split(".", 1)[1]: np.array([member.values[key] for member in chunk])
         for key in chunk[0].values
         if key.startswith("optimizer.")
     }
-    states = states.replace(opt_state=with_hyperparams(states.opt_state, hyperparams))
-    runner, loop = build_runner(cfg, setup, data_keys, members=True)
-    evaluate = Evaluator(setup.model, members=True, eval_params=optim.eval_params(cfg.optimizer))
-    observer = optim.validation_observer(cfg.schedule, setup.dtype)
-    feedback = None if observer is None else ValidationFeedback(observer, members=True)
-    splits = eval_splits(cfg, setup)
+    states = initial_states(setup, jnp.stack([k for k, _ in keys]), hyperparams)
+    program = build_program(setup, jnp.stack([k for _, k in keys]), members=True)
     plan = setup.plan
     recorders = []
     for member in chunk:
-        run_dir = RunDir(out_dir / str(member.index))
+        run_dir = RunDir(member_dir(out_dir, member.index))
         run_dir.write_config(member.record)
         recorders.append(Recorder(run_dir, plan.steps_per_epoch, plan.log_every))
     setup_s = time.perf_counter() - start
@@ -96,20 +75,26 @@ def _train_chunk(chunk: list[Member], setup: Setup, out_dir: Path) -> list[dict]
         return all(recorder.diverged_at is not None for recorder in recorders)
 
     loop_started_unix = time.time()
-    states, loop_s = run_epochs(states, runner, evaluate, splits, plan, record, feedback)
-    compile_s = runner.compile_s + evaluate.compile_s + (feedback.compile_s if feedback else 0.0)
+    states, loop_s = run_epochs(states, program, plan, record=record)
     summaries = []
     for k, (member, recorder) in enumerate(zip(chunk, recorders, strict=True)):
-        params = jax.tree.map(lambda a, k=k: a[k], states.params)
-        summary = (
-            recorder.outcome(plan)
-            | timing(start, setup_s, compile_s, loop_s, recorder.steps_done, setup.load_s)
-            | {
-                "loop": f"vmap/{loop}",
-                "loop_started_unix": round(loop_started_unix, 4),
-                "sweep": {"member": member.index, "members": len(chunk), "values": member.values},
-            }
-            | environment(setup, params)
+        times = timing(
+            start=start,
+            setup_s=setup_s,
+            compile_s=program.compile_s,
+            loop_s=loop_s,
+            steps=recorder.steps_done,
+            load_s=setup.load_s,
+        )
+        summary = run_summary(
+            recorder=recorder,
+            plan=plan,
+            times=times,
+            loop=program.loop,
+            loop_started_unix=loop_started_unix,
+            setup=setup,
+            params=jax.tree.map(lambda a, k=k: a[k], states.params),
+            sweep={"member": member.index, "members": len(chunk), "values": member.values},
         )
         recorder.run_dir.write_summary(summary)
         recorder.run_dir.close()

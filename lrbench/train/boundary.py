@@ -32,7 +32,8 @@ class EpochBoundary:
             or (self.interval_s > 0 and time.monotonic() - self._last >= self.interval_s)
         )
 
-    def reached(self, state, epochs_done: int) -> bool:
+    def checkpoint_then_stop(self, state, epochs_done: int) -> bool:
+        """Write the checkpoint of this epoch end; True: a stop was asked, stop here."""
         self._save(state, epochs_done)
         self._last = time.monotonic()
         if self.stop.requested:

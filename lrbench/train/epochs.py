@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import jax
 
 from lrbench import faults
 from lrbench.train.plan import Plan
+
+if TYPE_CHECKING:
+    from lrbench.train.program import Program
 
 # (host metrics, host evaluation or None, seconds since the loop started) -> stop?
 Record = Callable[[object, dict | None, float], bool]
@@ -26,25 +29,23 @@ class Boundary(Protocol):
     def due(self, epoch: int) -> bool:
         """Whether the end of ``epoch`` needs the state: a checkpoint or a stop is due."""
 
-    def reached(self, state, epochs_done: int) -> bool:
-        """Called once that epoch is recorded; True: stop here."""
+    def checkpoint_then_stop(self, state, epochs_done: int) -> bool:
+        """Called once that epoch is recorded: writes the checkpoint; True: stop here."""
 
 
 def run_epochs(
     state,
-    runner,
-    evaluate,
-    splits,
+    program: Program,
     plan: Plan,
+    *,
     record: Record,
-    observe=None,
     boundary: Boundary | None = None,
     first_epoch: int = 0,
 ):
     """Train for the plan's epochs from ``first_epoch``; return (final state, loop seconds).
 
-    ``observe(state, evaluation) -> state``, if given, feeds each evaluation back into the
-    state on device (reduce_on_plateau: ``lrbench.train.feedback``).
+    Each evaluation is fed back into the state on device where the schedule watches it
+    (reduce_on_plateau: ``program.feedback``).
 
     Epoch e+1 is dispatched before epoch e's metrics are fetched and recorded, so the host's
     bookkeeping overlaps the device's work and nothing syncs inside an epoch; short epochs
@@ -59,19 +60,20 @@ def run_epochs(
     pending: list = []  # (steps, metrics, evaluation) of epochs dispatched, not yet recorded
     for epoch in range(first_epoch, plan.n_epochs):
         steps = plan.steps_in_epoch(epoch)
-        state, metrics = runner(state, epoch, steps)
+        state, metrics = program.runner(state, epoch, steps)
         faults.point("epoch")
-        evaluation = evaluate(state, splits) if plan.evaluates_after(epoch) else None
-        if evaluation is not None:
+        evaluation = None
+        if plan.evaluates_after(epoch):
+            evaluation = program.evaluate(state, program.splits)
             faults.point("eval")
-            if observe is not None:
-                state = observe(state, evaluation)
+            if program.feedback is not None:
+                state = program.feedback(state, evaluation)
         pending.append((steps, metrics, evaluation))
         last = epoch + 1 == plan.n_epochs
         if boundary is not None and not last and boundary.due(epoch):
             stop = fetch(pending)
             pending = []
-            if stop or boundary.reached(state, epoch + 1):
+            if stop or boundary.checkpoint_then_stop(state, epoch + 1):
                 break
         elif sum(p[0] for p in pending[:-1]) >= FETCH_EVERY_STEPS:
             stop = fetch(pending[:-1])

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lrbench.data.dataset import model_input
-from lrbench.train.compile_cache import CompileCache
+from lrbench.train.executables import Executables
 from lrbench.train.objective import correct, cross_entropy
 from lrbench.train.state import TrainState
 
@@ -21,7 +21,7 @@ class EvalMetrics(NamedTuple):
     accuracy: jax.Array
 
 
-class Split(NamedTuple):
+class PaddedSplit(NamedTuple):
     """A split on device, padded to whole batches: x (n_batches, B, ...), y, mask."""
 
     x: jax.Array
@@ -29,21 +29,21 @@ class Split(NamedTuple):
     mask: jax.Array
 
 
-def pad_split(x: np.ndarray, y: np.ndarray, batch_size: int, dtype) -> Split:
+def pad_split(x: np.ndarray, y: np.ndarray, batch_size: int, dtype) -> PaddedSplit:
     batch = min(batch_size, len(y))
     n_batches = -(-len(y) // batch)
     pad = n_batches * batch - len(y)
     mask = np.concatenate([np.ones(len(y)), np.zeros(pad)]).astype(dtype)
     x = model_input(np.concatenate([x, np.zeros((pad, *x.shape[1:]), x.dtype)]), dtype)
     y = np.concatenate([y, np.zeros(pad, y.dtype)])
-    return Split(
+    return PaddedSplit(
         x=jnp.asarray(x.reshape(n_batches, batch, *x.shape[1:])),
         y=jnp.asarray(y.reshape(n_batches, batch)),
         mask=jnp.asarray(mask.reshape(n_batches, batch)),
     )
 
 
-class Evaluator(CompileCache):
+class Evaluator(Executables):
     """Evaluates several splits (val, test) in one compiled program: one dispatch."""
 
     def __init__(self, model: nn.Module, members: bool = False, eval_params=None) -> None:
@@ -57,18 +57,18 @@ class Evaluator(CompileCache):
 
         self._jitted = jax.jit(jax.vmap(evaluate_splits, (0, None)) if members else evaluate_splits)
 
-    def __call__(self, state: TrainState, splits: dict[str, Split]) -> dict[str, EvalMetrics]:
+    def __call__(self, state: TrainState, splits: dict[str, PaddedSplit]) -> dict[str, EvalMetrics]:
         key = tuple((name, split.x.shape, split.x.dtype) for name, split in splits.items())
         return self.get(key, self._jitted, state, splits)(state, splits)
 
 
 def make_evaluate(
     model: nn.Module, eval_params: Callable[[Any, Any], Any] | None = None
-) -> Callable[[TrainState, Split], EvalMetrics]:
+) -> Callable[[TrainState, PaddedSplit], EvalMetrics]:
     """The pure evaluation function (jit it, or use ``Evaluator``). ``eval_params(opt_state,
     params)`` gives the parameters to evaluate (schedule-free: its average); default: params."""
 
-    def evaluate(state: TrainState, split: Split) -> EvalMetrics:
+    def evaluate(state: TrainState, split: PaddedSplit) -> EvalMetrics:
         params = state.params if eval_params is None else eval_params(state.opt_state, state.params)
         variables = {"params": params}
         if state.batch_stats:

@@ -9,12 +9,12 @@ from __future__ import annotations
 import jax
 
 from lrbench.optim.plateau import Observe
-from lrbench.train.compile_cache import CompileCache
 from lrbench.train.evaluate import EvalMetrics
+from lrbench.train.executables import Executables
 from lrbench.train.state import TrainState
 
 
-class ValidationFeedback(CompileCache):
+class ValidationFeedback(Executables):
     def __init__(self, observer: Observe, members: bool = False) -> None:
         """``observer``: ``optim.validation_observer``'s; ``members``: the state and the
         evaluation have a leading axis of sweep members."""

@@ -17,10 +17,11 @@ import yaml
 from lrbench.config import Config
 from lrbench.errors import ConfigError
 from lrbench.flat_config import flatten
-from lrbench.runs import read_config, read_summary
+from lrbench.runs import read_config
+from lrbench.summary import COMPLETED, DIVERGED, read_summary
 
 AUTO = "auto"
-FINISHED = ("completed", "diverged")  # resume=auto skips these; the others go on
+FINISHED = (COMPLETED, DIVERGED)  # resume=auto skips these; the others go on
 # Keys that change no number of a run: a resumed run may differ in them.
 FREE = (
     "resume",

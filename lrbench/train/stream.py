@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lrbench.config import Loop
-from lrbench.train.loop import batch_indices, make_epoch_runner, sequential_rows
+from lrbench.train.runners import batch_indices, make_epoch_runner, sequential_rows
 from lrbench.train.state import TrainState
 from lrbench.train.step import TrainStep
 
@@ -42,6 +42,7 @@ class StreamEpochs:
         self,
         loop: Loop,
         step: TrainStep,
+        *,
         x: np.ndarray,
         y: np.ndarray,
         data_key,
@@ -53,7 +54,14 @@ class StreamEpochs:
         batch_bytes = batch_size * (x[0].nbytes + y[0].nbytes)
         self.chunk_steps = max(1, max_device_bytes // CHUNKS_PER_BUDGET // batch_bytes)
         self._runner = make_epoch_runner(
-            loop, step, None, None, data_key, batch_size, unroll, order=sequential_rows
+            loop,
+            step,
+            x=None,
+            y=None,
+            data_key=data_key,
+            batch_size=batch_size,
+            unroll=unroll,
+            order=sequential_rows,
         )
         steps_per_epoch = len(y) // batch_size
         self._rows = jax.jit(

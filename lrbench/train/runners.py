@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from lrbench.config import Loop
-from lrbench.train.compile_cache import CompileCache
+from lrbench.train.executables import Executables
 from lrbench.train.state import TrainState
 from lrbench.train.step import StepMetrics, TrainStep
 
@@ -44,10 +44,11 @@ def over_members(fn, members: bool, in_axes):
     return jax.vmap(fn, in_axes=in_axes) if members else fn
 
 
-class ScanEpochs(CompileCache):
+class ScanEpochs(Executables):
     def __init__(
         self,
         step: TrainStep,
+        *,
         x,
         y,
         data_key,
@@ -77,10 +78,11 @@ class ScanEpochs(CompileCache):
         return self.get((n_steps, x.shape), self._jitted, *args, n_steps)(*args)
 
 
-class BlockEpochs(CompileCache):
+class BlockEpochs(Executables):
     def __init__(
         self,
         step: TrainStep,
+        *,
         x,
         y,
         data_key,
@@ -132,7 +134,7 @@ class BlockEpochs(CompileCache):
         return state, jax.tree.map(lambda *ms: jnp.concatenate(ms), *chunks)
 
 
-class FullBatchEpochs(CompileCache):
+class FullBatchEpochs(Executables):
     """One step on the whole train split per 'epoch' (L-BFGS)."""
 
     def __init__(self, step: TrainStep, x, y):
@@ -162,6 +164,7 @@ def resolve_loop(loop: Loop, has_conv: bool, backend: str) -> Loop:
 def make_epoch_runner(
     loop: Loop,
     step: TrainStep,
+    *,
     x,
     y,
     data_key,
@@ -171,7 +174,7 @@ def make_epoch_runner(
     order: RowOrder = batch_indices,
 ) -> ScanEpochs | BlockEpochs:
     """``members``: the state and data_key carry a leading axis of sweep members (vmapped)."""
+    common = dict(x=x, y=y, data_key=data_key, batch_size=batch_size, members=members, order=order)
     if loop is Loop.scan:
-        return ScanEpochs(step, x, y, data_key, batch_size, members, order)
-    block = 1 if loop is Loop.step else unroll
-    return BlockEpochs(step, x, y, data_key, batch_size, block, members, order)
+        return ScanEpochs(step, **common)
+    return BlockEpochs(step, block=1 if loop is Loop.step else unroll, **common)

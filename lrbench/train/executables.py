@@ -12,7 +12,12 @@ from collections.abc import Hashable
 from lrbench import faults
 
 
-class CompileCache:
+class Executables:
+    """The compiled executables of one program (a base class: runners, evaluator, feedback).
+
+    Not JAX's persistent compilation cache (the ``compile_cache`` key), which stores
+    compiled programs on disk across processes; this one holds them for one run."""
+
     def __init__(self) -> None:
         self.compile_s = 0.0
         self._compiled: dict = {}

@@ -1,0 +1,96 @@
+"""The ``train`` and ``lr_find`` sections of ``conf/config.yaml``, and the top-level
+``device``: how a run trains, on what, and the LR range test."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import ClassVar
+
+from omegaconf import MISSING
+
+from lrbench.config.base import Checked
+
+
+class DType(enum.Enum):
+    float32 = "float32"
+    float64 = "float64"
+
+
+class Loop(enum.Enum):
+    """How the steps of an epoch are compiled (README "Loop strategies, by measurement")."""
+
+    auto = "auto"
+    scan = "scan"
+    unrolled = "unrolled"
+    step = "step"
+
+
+class Device(enum.Enum):
+    auto = "auto"
+    cpu = "cpu"
+    gpu = "gpu"
+    tpu = "tpu"
+
+
+class Ramp(enum.Enum):
+    """How the LR range test moves from min_lr to max_lr."""
+
+    exponential = "exponential"
+    linear = "linear"
+
+
+class LRSuggestion(enum.Enum):
+    """The LR range test's rules (fastai's): valley, steepest slope, minimum / 10."""
+
+    valley = "valley"
+    steepest = "steepest"
+    minimum = "minimum"
+
+
+@dataclass
+class LRFindConfig(Checked):
+    """The LR range test of ``lrbench find-lr`` and ``optimizer.lr=auto``."""
+
+    group: ClassVar[str] = "lr_find"
+    min_lr: float = MISSING
+    max_lr: float = MISSING
+    num_steps: int = MISSING
+    ramp: Ramp = MISSING
+    smoothing: float = MISSING
+    stop_factor: float = MISSING
+    suggestion: LRSuggestion = MISSING
+
+    def __post_init__(self) -> None:
+        self._positive("min_lr")
+        if not self.max_lr > self.min_lr:
+            self._fail("max_lr", f"must be > lr_find.min_lr ({self.min_lr})")
+        if self.num_steps < 20:
+            self._fail("num_steps", "must be >= 20 (the first 10% and last 5 are not used)")
+        self._unit_interval("smoothing")
+        if not self.stop_factor > 1:
+            self._fail("stop_factor", "must be > 1")
+
+
+@dataclass
+class TrainConfig(Checked):
+    group: ClassVar[str] = "train"
+    epochs: int = MISSING
+    steps: int | None = None
+    batch_size: int = MISSING
+    eval_every: int = MISSING
+    eval_batch_size: int = MISSING
+    log_every: int = MISSING
+    dtype: DType = MISSING
+    loop: Loop = MISSING
+    unroll: int = MISSING
+    checkpoint_every: int = MISSING  # epochs; 0: not by count
+    checkpoint_interval_s: float = MISSING  # seconds; 0: not by time
+    keep_checkpoints: int = MISSING
+
+    def __post_init__(self) -> None:
+        self._positive("epochs", "batch_size", "eval_every", "eval_batch_size", "log_every")
+        self._positive("unroll", "keep_checkpoints")
+        self._non_negative("checkpoint_every", "checkpoint_interval_s")
+        if self.steps is not None:
+            self._positive("steps")

@@ -1,0 +1,115 @@
+"""A config made into what trains it: data, step plan, optimizer, model, precision, device.
+
+Everything here is validated before any file of a run is written (bad input: one line,
+exit 2, nothing touched).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+from lrbench import data, models, optim
+from lrbench.config import Config, Device, DType, check_combination
+from lrbench.errors import ConfigError
+from lrbench.train.plan import Plan, make_plan
+from lrbench.train.stream import fits_on_device, train_bytes
+
+
+@contextlib.contextmanager
+def precision(dtype: DType):
+    """float64 runs switch JAX to 64-bit for their duration only."""
+    previous = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", dtype is DType.float64)
+    try:
+        yield jnp.float64 if dtype is DType.float64 else jnp.float32
+    finally:
+        jax.config.update("jax_enable_x64", previous)
+
+
+def select_device(device: Device) -> jax.Device:
+    if device is Device.auto:
+        return jax.devices()[0]
+    try:
+        return jax.devices(device.value)[0]
+    except RuntimeError:
+        raise ConfigError(
+            "device", device.value, f"not available here (backend: {jax.default_backend()})"
+        ) from None
+
+
+@dataclass(frozen=True)
+class Setup:
+    """Everything built and validated from a config before any file is written."""
+
+    cfg: Config
+    dataset: data.Dataset
+    plan: Plan
+    tx: optax.GradientTransformation
+    model: nn.Module
+    dtype: jnp.dtype
+    device: jax.Device
+    load_s: float = 0.0  # reading the data into host memory (data.load)
+
+    @property
+    def train_on_device(self) -> bool:
+        return train_on_device(self.cfg, self.dataset)
+
+    def too_big(self, needs: str) -> ConfigError:
+        return too_big(self.cfg, self.dataset, needs)
+
+
+def train_on_device(cfg: Config, dataset: data.Dataset) -> bool:
+    """Whether the train split fits ``dataset.max_device_bytes`` (image sets have one; else
+    it streams from the host)."""
+    budget = getattr(cfg.dataset, "max_device_bytes", None)
+    return fits_on_device(dataset.x_train, dataset.y_train, budget)
+
+
+def too_big(cfg: Config, dataset: data.Dataset, needs: str) -> ConfigError:
+    """The error for a train split over the device budget where ``needs`` it whole."""
+    size = train_bytes(dataset.x_train, dataset.y_train)
+    return ConfigError(
+        "dataset.max_device_bytes",
+        cfg.dataset.max_device_bytes,
+        f"below the train split's {size} bytes: {needs} the whole split on device",
+    )
+
+
+@contextlib.contextmanager
+def prepared(cfg: Config, *, lr_multiplier: optax.Schedule | None = None) -> Iterator[Setup]:
+    """Validate and build; the block runs under the run's precision and device.
+
+    ``lr_multiplier`` replaces the schedule's (the LR range test's ramp)."""
+    check_combination(cfg)
+    device = select_device(cfg.device)
+    with precision(cfg.train.dtype) as dtype, jax.default_device(device):
+        load_start = time.perf_counter()
+        dataset = data.load(cfg.dataset)
+        load_s = time.perf_counter() - load_start
+        full_batch = optim.is_full_batch(cfg.optimizer)
+        if full_batch and not train_on_device(cfg, dataset):
+            raise too_big(cfg, dataset, f"optimizer={cfg.optimizer.name} needs")
+        plan = make_plan(cfg.train, dataset.n_train, full_batch)
+        if lr_multiplier is None:
+            lr_multiplier = optim.build_multiplier(
+                cfg.schedule, plan.total_steps, plan.steps_per_epoch
+            )
+        tx = optim.watch_validation(
+            optim.build(cfg.optimizer, lr_multiplier, dtype), cfg.schedule, dtype
+        )
+        model = models.build(cfg.model, dataset.spec, dtype)
+        yield Setup(cfg, dataset, plan, tx, model, dtype, device, load_s)
+
+
+def run_keys(seed: int) -> tuple[jax.Array, jax.Array]:
+    """(init key, data-order key) of a seed: sweeps derive them the same way per member."""
+    init_key, data_key = jax.random.split(jax.random.key(seed))
+    return init_key, data_key

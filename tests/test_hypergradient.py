@@ -143,8 +143,8 @@ def _digits_reference_alphas(overrides: list[str], n_steps: int) -> np.ndarray:
     """Replay the run's training in numpy: same initialization, same batches; the gradient of
     the MLP's loss comes from JAX (the loss is not under test), everything else is numpy."""
     from lrbench import data, models
-    from lrbench.train.runners import batch_indices
     from lrbench.train.objective import cross_entropy
+    from lrbench.train.runners import batch_indices
     from lrbench.train.setup import run_keys
     from lrbench.train.state import create_state
 

@@ -141,6 +141,17 @@ def launched_run(*overrides: str):
         yield launched, tmp
 
 
+def program_steps_per_s(overrides: list[str], devices: int) -> float:
+    """A vmap sweep's compiled program, steps/s, in a process with ``devices`` CPU devices."""
+    from lrbench.runs import read_summary
+
+    env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "lrbench.cli", "train", *overrides, "compile_cache=null"]
+        subprocess.run([*cmd, f"hydra.run.dir={tmp}"], check=True, capture_output=True, env=env)
+        return read_summary(Path(tmp) / "0")["program_steps_per_s"]
+
+
 def lrbench_time_to_accuracy(epochs: int, seed: int = 0) -> dict:
     from lrbench.runs import read_metrics, read_summary
 
@@ -359,6 +370,42 @@ def main() -> None:
                 ),
                 reps,
             ),
+        )
+
+    # 6. meshes (README "Scaling out"): the cost of mesh=data on one real device, and a vmap
+    # sweep split over 2 CPU devices against the same sweep on one
+    if not args.quick:
+        samples = {"single": [], "data_1_device": []}
+        for _ in range(reps):
+            samples["single"].append(lrbench_steps_per_s(["train.epochs=30"]))
+            samples["data_1_device"].append(lrbench_steps_per_s(["train.epochs=30", "mesh=data"]))
+        medians = {k: statistics.median(v) for k, v in samples.items()}
+        report(
+            "mesh/data_on_one_device",
+            {
+                **{k: stats(v) for k, v in samples.items()},
+                "overhead": 1 - medians["data_1_device"] / medians["single"],
+            },
+        )
+        sweep = [
+            "sweep=vmap",
+            "sweep.lr=[1e-4,3e-4,1e-3,3e-3,1e-2,3e-2,1e-1,3e-1]",
+            "train.epochs=20",
+        ]
+        sharded = {"one_device": [], "members_on_2_devices": []}
+        for _ in range(reps):
+            for key, mesh in (
+                ("one_device", "mesh=single"),
+                ("members_on_2_devices", "mesh=members"),
+            ):
+                sharded[key].append(program_steps_per_s([*sweep, mesh], devices=2))
+        medians = {k: statistics.median(v) for k, v in sharded.items()}
+        report(
+            "mesh/vmap_sweep_8_members",
+            {
+                **{k: stats(v) for k, v in sharded.items()},
+                "speedup": medians["members_on_2_devices"] / medians["one_device"],
+            },
         )
 
     # 4. sweeps (quick: toy_16 only)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import sys
 
@@ -14,6 +16,7 @@ commands:
   find-lr [overrides] the LR range test of a configuration: lr_find.csv, lr_find.png, suggestions
                       e.g. lrbench find-lr model=cnn dataset=digits optimizer=adam
   list [group ...]    the models, datasets, optimizers, schedules and experiments available
+                      e.g. lrbench list optimizers
   compare PATH...     runs as a table or CSV; --group-by aggregates over seeds, --where filters
                       e.g. lrbench compare runs/ --group-by optimizer.name,optimizer.lr -o out.csv
   plot KIND ...       curves | sensitivity | lr (runs) | schedule (overrides): PNG or SVG
@@ -26,33 +29,78 @@ TensorBoard events: tensorboard --logdir runs/).
 """
 
 
-def _train(args: list[str]) -> int:
-    # Let Hydra's exceptions reach us, so bad input becomes one line and exit code 2.
+def _hydra_app(app, command: str, args: list[str]) -> int:
+    """Run a Hydra app with Hydra's exceptions reaching us (bad input becomes one line and
+    exit code 2), after checks of what Hydra would report badly (input_errors)."""
     os.environ["HYDRA_FULL_ERROR"] = "1"
+    from lrbench.input_errors import check_arguments
+
+    flags = check_arguments(args, command)
+    sys.argv = [f"lrbench {command}", *args]
+    if flags is None or not flags.help:
+        app()
+        return 0
+    printed = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(printed):
+            app()
+    except SystemExit as stop:  # Hydra exits 0 after its help
+        if stop.code:
+            raise
+    finally:
+        print(hide_schemas(printed.getvalue()), end="")
+    return 0
+
+
+def hide_schemas(help_text: str) -> str:
+    """Hydra's help less the ``*_schema`` options of its config groups: the ConfigStore's
+    typed bases the yaml options start from (``adam_schema``), not options to choose."""
+    lines, in_groups = [], False
+    for line in help_text.splitlines(keepends=True):
+        if line.startswith("== "):
+            in_groups = line.startswith("== Configuration groups ==")
+        group, colon, options = line.partition(": ")
+        if in_groups and colon and " " not in group:
+            kept = [o for o in options.strip().split(", ") if not o.endswith("_schema")]
+            line = f"{group}: {', '.join(kept)}\n"
+        lines.append(line)
+    return "".join(lines)
+
+
+def _train(args: list[str]) -> int:
     from lrbench.train_app import train
 
-    sys.argv = ["lrbench train", *args]
-    train()
-    return 0
+    return _hydra_app(train, "train", args)
 
 
 def _find_lr(args: list[str]) -> int:
-    os.environ["HYDRA_FULL_ERROR"] = "1"  # as for train: bad input becomes one line, exit 2
     from lrbench.lr_find.app import find_lr
 
-    sys.argv = ["lrbench find-lr", *args]
-    find_lr()
-    return 0
+    return _hydra_app(find_lr, "find-lr", args)
+
+
+LIST_USAGE = """\
+usage: lrbench list [group ...]
+
+The options of each config group, each with the first sentence of its yaml's comment.
+groups: model, dataset, optimizer, schedule, experiment (or their plurals: lrbench list optimizers)
+"""
 
 
 def _list(args: list[str]) -> int:
-    from lrbench.catalog import GROUPS, render
+    from lrbench.catalog import GROUPS, group_named, render
     from lrbench.errors import ConfigError
 
-    unknown = [g for g in args if g not in GROUPS]
-    if unknown:
-        raise ConfigError("group", unknown[0], f"one of {', '.join(GROUPS)}")
-    print(render(tuple(args) or GROUPS))
+    if any(a in ("-h", "--help") for a in args):
+        print(LIST_USAGE, end="")
+        return 0
+    groups = []
+    for name in args:
+        group = group_named(name)
+        if group is None:
+            raise ConfigError("group", name, f"unknown group (allowed: {', '.join(GROUPS)})")
+        groups.append(group)
+    print(render(tuple(groups) or GROUPS))
     return 0
 
 

@@ -9,6 +9,11 @@ class ConfigError(ValueError):
         super().__init__(f"{key}={value}: {allowed}")
 
 
+class ArgumentError(ValueError):
+    """A command-line argument that is not key=value (an unknown ``--flag``): the message
+    names it as typed and says what to write instead."""
+
+
 class BadInputExit(SystemExit):
     """Carries a ConfigError out of a Hydra job, whose runner reports (on stderr, with the
     job's overrides) and swallows every ``Exception`` but lets ``SystemExit`` through."""

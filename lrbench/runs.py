@@ -6,7 +6,8 @@
 
 ``summary.json`` and ``config.yaml`` are written atomically (temp file + rename);
 ``metrics.csv`` is appended and flushed once per epoch, so a killed run keeps every
-earlier row intact. A directory without ``summary.json`` is a run still going or killed.
+earlier row intact. A directory without ``summary.json`` is a run still going or killed:
+its ``heartbeat.json`` (pid, host, last sign of life; removed with the summary) tells which.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ import json
 import math
 import os
 import shutil
+import socket
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +49,8 @@ METRIC_COLUMNS = (
 )
 METRICS_FILE = "metrics.csv"
 EVENTS_GLOB = "events.out.tfevents.*"
+HEARTBEAT_FILE = "heartbeat.json"
+BEAT_EVERY_S = 10.0  # a heartbeat at most this often (at the epochs' metric writes)
 
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _UMASK = os.umask(0)
@@ -77,6 +82,67 @@ def _finite_or_none(value: Any) -> Any:
     return value
 
 
+def process_start(pid: int) -> str | None:
+    """When process ``pid`` started (Linux: clock ticks since boot, /proc/<pid>/stat's 22nd
+    field), so a pid the system gave to another process since is not taken for the run's;
+    None where there is no /proc or no such process."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+class Heartbeat:
+    """``heartbeat.json``: the process writing a run (pid, host, when it started) and its
+    last sign of life, so ``compare`` tells a run going from one whose process died. Written
+    when the run starts and at most every ``BEAT_EVERY_S`` at its per-epoch metric writes
+    (no thread, no device sync); a rename without fsync (it is only a hint)."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = run_dir / HEARTBEAT_FILE
+        now = time.time()
+        self.record = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "process_start": process_start(os.getpid()),
+            "started_unix": now,
+            "updated_unix": now,
+            "longest_gap_s": 0.0,  # between two beats: how long a silence is still normal
+        }
+        self._last = time.monotonic()
+        self._write()
+
+    def beat(self) -> None:
+        now = time.monotonic()
+        if now - self._last < BEAT_EVERY_S:
+            return
+        gap = now - self._last
+        self._last = now
+        self.record["updated_unix"] = time.time()
+        self.record["longest_gap_s"] = round(max(self.record["longest_gap_s"], gap), 3)
+        self._write()
+
+    def _write(self) -> None:
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        with contextlib.suppress(OSError):  # a hint: never a reason for a run to fail
+            tmp.write_text(json.dumps(self.record) + "\n")
+            os.replace(tmp, self.path)
+
+    def stop(self) -> None:
+        """The run has written its summary: that says what became of it."""
+        self.path.unlink(missing_ok=True)
+
+
+def read_heartbeat(path: str | os.PathLike) -> dict | None:
+    """A run's ``heartbeat.json``, or None (none, or unreadable: a run from before them)."""
+    try:
+        record = json.loads((Path(path) / HEARTBEAT_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
 class RunDir:
     """Writes one run's files."""
 
@@ -85,12 +151,14 @@ class RunDir:
         self.path.mkdir(parents=True, exist_ok=True)
         self._metrics_file = None
         self._events = None
+        self._heartbeat = None
 
     def write_config(self, config: dict, events_suffix: str = "") -> None:
         from lrbench.tb_events import EventLog  # tensorboardX loads only when a run starts
 
         write_atomically(self.path / "config.yaml", yaml.safe_dump(config, sort_keys=False))
         self._events = EventLog(self.path, flatten(config), events_suffix)
+        self._heartbeat = Heartbeat(self.path)
 
     def start_over(self) -> None:
         """A fresh run in a folder that held one (the same ``hydra.run.dir``, no resume):
@@ -145,10 +213,15 @@ class RunDir:
         self._metrics_file.flush()
         if self._events is not None:
             self._events.add_rows(rows)
+        if self._heartbeat is not None:
+            self._heartbeat.beat()
 
     def write_summary(self, summary: dict) -> None:
         text = json.dumps(_finite_or_none(summary), indent=2, sort_keys=False) + "\n"
         write_atomically(self.path / "summary.json", text)
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
+            self._heartbeat = None
         if self._events is not None:
             self._events.finish(summary)
             self._events = None

@@ -107,7 +107,8 @@ class Summary(TypedDict, total=False):
     setup_s: float
     compile_s: float
     train_s: float  # the epoch loop less compiling
-    steps_per_s: float  # steps / train_s
+    steps_per_s: float  # steps / train_s (vmap members: steps / (train_s / members))
+    program_steps_per_s: float  # vmap members: the program's steps / train_s
     loop: str  # the loop strategy (vmap sweeps: "vmap/<loop>")
     loop_started_unix: float  # metrics.csv's elapsed_s counts from here
     n_params: int
@@ -115,6 +116,9 @@ class Summary(TypedDict, total=False):
     versions: dict[str, str]
     backend: str
     device: str
+    devices: int  # devices the run's program used (members x data of its mesh)
+    processes: int  # processes (hosts) of the job
+    mesh: dict[str, int] | None  # {"members": M, "data": D}; None: one device, no mesh
     sweep: SweepMember  # vmap sweep members only
     lr_find: RangeTest  # optimizer.lr=auto: the range test that chose optimizer.lr
     resumed_from: list[int]  # steps this run went on from, one per resume

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import sys
 from pathlib import Path
 
 import hydra
@@ -11,6 +13,7 @@ from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 from lrbench.config import Config, register_schemas, resolved_dict, to_run_config
+from lrbench.config.train import WhenDone
 from lrbench.errors import BadInputExit, ConfigError
 from lrbench.paths import conf_dir
 from lrbench.runs import remove_unused_run_dir
@@ -20,23 +23,47 @@ from lrbench.sweep import member_dir
 register_schemas()
 
 
+# The arguments ``train`` put before the user's (``resume=<run dir>``: the run's group
+# choices), which are not the user's overrides.
+_RUN_CHOICES: list[str] = []
+
+
+def train() -> float | None:
+    """``lrbench train`` (arguments in ``sys.argv``). With ``resume=<run dir>`` Hydra
+    composes the run's groups (``lrbench.train.resume.with_run_choices``)."""
+    _RUN_CHOICES.clear()
+    if any(arg.startswith("resume=") for arg in sys.argv[1:]):
+        from lrbench.train.resume import with_run_choices
+
+        sys.argv[1:], inserted = with_run_choices(sys.argv[1:])
+        _RUN_CHOICES.extend(inserted)
+    return _train_app()
+
+
 @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="config")
-def train(cfg: DictConfig) -> float:
+def _train_app(cfg: DictConfig) -> float:
     """Train one configuration (or a vmap sweep); returns ``objective`` for sweepers."""
     hydra_cfg = HydraConfig.get()
     out_dir = Path(hydra_cfg.runtime.output_dir)
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     try:
+        cfg, typed = _on_the_run(cfg, hydra_cfg, multirun)
         run_config = to_run_config(cfg)
         use_compile_cache(run_config.compile_cache)
         if run_config.sweep is None:
-            summary, run_dir = _one_run(run_config, resolved_dict(cfg), out_dir, multirun)
+            summary, run_dir = _one_run(run_config, resolved_dict(cfg), out_dir, multirun, typed)
             summaries, run_dirs = [summary], [run_dir]
         else:
             from lrbench.sweep.vmap import run_vmap_sweep
 
-            summaries = run_vmap_sweep(run_config, resolved_dict(cfg), out_dir)
-            run_dirs = [member_dir(out_dir, k) for k in range(len(summaries))]
+            resume = run_config.resume is not None
+            sweep_dir = Path(run_config.resume) if resume else out_dir
+            try:
+                summaries = run_vmap_sweep(run_config, resolved_dict(cfg), sweep_dir, resume=resume)
+            finally:
+                if sweep_dir.absolute() != out_dir.absolute():
+                    remove_unused_run_dir(out_dir)  # Hydra's new folder, unused
+            run_dirs = [member_dir(sweep_dir, k) for k in range(len(summaries))]
     except (ConfigError, OmegaConfBaseException) as error:  # bad input, found after composing
         remove_unused_run_dir(out_dir)
         raise BadInputExit(error) from error
@@ -47,21 +74,54 @@ def train(cfg: DictConfig) -> float:
     return objective.best_of(objective.read(summary) for summary in summaries)
 
 
-def _one_run(cfg: Config, record: dict, out_dir: Path, multirun: bool) -> tuple[dict, Path]:
+def _on_the_run(cfg: DictConfig, hydra_cfg, multirun: bool):
+    """``resume=<run dir>`` (one run): the run's config.yaml with the overrides the user
+    typed, and those keys (``lrbench.train.resume.on_the_run``); otherwise ``cfg``, None."""
+    resume = cfg.get("resume")
+    if multirun or resume is None or resume == "auto" or cfg.get("sweep") is not None:
+        return cfg, None  # (a vmap sweep is resumed with its overrides given again)
+    from lrbench.train.resume import on_the_run
+
+    typed = list(hydra_cfg.overrides.task)
+    for inserted in _RUN_CHOICES:
+        if inserted in typed:
+            typed.remove(inserted)
+    return on_the_run(cfg, typed, str(resume))
+
+
+def _one_run(
+    cfg: Config, record: dict, out_dir: Path, multirun: bool, typed=None
+) -> tuple[dict, Path]:
     """A fresh run in Hydra's folder, or (``resume``) a stopped one going on in its own
-    folder, or a finished one (``resume=auto``) skipped: its summary as it is."""
+    folder, or a finished one (``resume=auto``) skipped: its summary as it is. A run that
+    finished (completed, diverged) loses its checkpoints with
+    ``train.checkpoints_when_done=delete``."""
     from lrbench.train.resume import plan_resume
 
-    resume = plan_resume(cfg, record, out_dir, multirun)
+    resume = plan_resume(cfg, record, out_dir, multirun, typed)
     if resume is None:
-        return _train(cfg, record, out_dir, quiet=multirun), out_dir
-    try:
-        if resume.summary is not None:
-            return resume.summary, resume.run_dir
-        return _train(cfg, record, resume.run_dir, quiet=multirun, resume=resume), resume.run_dir
-    finally:
-        if resume.run_dir.absolute() != out_dir.absolute():
-            remove_unused_run_dir(out_dir)  # Hydra's new folder: the run's log went on in its own
+        summary, run_dir = _train(cfg, record, out_dir, quiet=multirun), out_dir
+    else:
+        try:
+            if resume.summary is not None:
+                summary, run_dir = resume.summary, resume.run_dir
+            else:
+                summary = _train(cfg, record, resume.run_dir, quiet=multirun, resume=resume)
+                run_dir = resume.run_dir
+        finally:
+            if resume.run_dir.absolute() != out_dir.absolute():
+                remove_unused_run_dir(out_dir)  # Hydra's folder: the run's log went on in its own
+    _checkpoints_when_done(cfg, run_dir, summary)
+    return summary, run_dir
+
+
+def _checkpoints_when_done(cfg: Config, run_dir: Path, summary: dict) -> None:
+    """``train.checkpoints_when_done=delete``: a finished run needs no checkpoint (a
+    resume of it trains nothing); interrupted and failed runs keep theirs."""
+    from lrbench.train.resume import FINISHED
+
+    if cfg.train.checkpoints_when_done == WhenDone.delete and summary.get("status") in FINISHED:
+        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # checkpoint.FOLDER: no JAX
 
 
 def _train(cfg: Config, record: dict, run_dir: Path, *, quiet: bool, resume=None) -> dict:

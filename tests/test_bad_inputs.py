@@ -15,6 +15,10 @@ from image_files import write_image_folder
 from lrbench.cli import main
 
 ADAM = "adagrad, adam, adam_hd, adamw, cocob, dadapt_adamw, dog, lbfgs, lion, mechanize, momentum"
+OPTIMIZERS = f"{ADAM}, prodigy, rmsprop, schedule_free_adamw, schedule_free_sgd, sgd, sgd_hd"
+END = "must be in [0, 1] (the decay ends at end_factor * optimizer.lr)"
+ZERO_OVER_ZERO = "at 0 the update is 0/0 wherever the gradients have been 0"
+FIRST_STEPS = "at 0 the first steps divide by 0"
 
 # (overrides, the line after "lrbench: error: "); a message ending in "..." is its start.
 OVERRIDES = [
@@ -74,6 +78,52 @@ OVERRIDES = [
         "schedule.factor=1.5: must be in (0, 1)",
     ),
     (
+        ["schedule=reduce_on_plateau", "schedule.min_scale=2"],
+        "schedule.min_scale=2.0: must be in [0, 1] (the LR never goes below min_scale * "
+        "optimizer.lr)",
+    ),
+    (["schedule=cosine", "schedule.end_factor=2"], f"schedule.end_factor=2.0: {END}"),
+    (["schedule=linear", "schedule.end_factor=-0.5"], f"schedule.end_factor=-0.5: {END}"),
+    (["schedule=polynomial", "schedule.end_factor=1.5"], f"schedule.end_factor=1.5: {END}"),
+    (["schedule=warmup_cosine", "schedule.end_factor=1.1"], f"schedule.end_factor=1.1: {END}"),
+    (
+        ["schedule=warmup_cosine", "schedule.init_factor=2"],
+        "schedule.init_factor=2.0: must be in [0, 1] (the warmup starts at init_factor * "
+        "optimizer.lr)",
+    ),
+    (
+        ["schedule=exponential", "schedule.decay_rate=1.1"],
+        "schedule.decay_rate=1.1: must be in (0, 1] (the LR's factor per epoch)",
+    ),
+    (
+        ["schedule=exponential", "schedule.decay_rate=0"],
+        "schedule.decay_rate=0.0: must be in (0, 1] (the LR's factor per epoch)",
+    ),
+    (
+        ["schedule=one_cycle", "schedule.div_factor=0.5"],
+        "schedule.div_factor=0.5: must be >= 1 (the cycle starts at optimizer.lr / div_factor)",
+    ),
+    (
+        ["schedule=one_cycle", "schedule.final_div_factor=0.1"],
+        "schedule.final_div_factor=0.1: must be >= 1 (the cycle ends at optimizer.lr / "
+        "(div_factor * final_div_factor))",
+    ),
+    (["optimizer.eps=0"], f"optimizer.eps=0.0: must be > 0 ({ZERO_OVER_ZERO})"),
+    (
+        ["optimizer=prodigy", "optimizer.eps=0"],
+        f"optimizer.eps=0.0: must be > 0 ({ZERO_OVER_ZERO})",
+    ),
+    (
+        ["optimizer=rmsprop", "optimizer.eps=0"],
+        f"optimizer.eps=0.0: must be > 0 ({ZERO_OVER_ZERO})",
+    ),
+    (
+        ["optimizer=adagrad", "optimizer.eps=0", "optimizer.initial_accumulator_value=0"],
+        f"optimizer.eps=0.0: must be > 0 when initial_accumulator_value is 0 ({ZERO_OVER_ZERO})",
+    ),
+    (["optimizer=cocob", "optimizer.eps=0"], f"optimizer.eps=0.0: must be > 0 ({FIRST_STEPS})"),
+    (["optimizer=mechanize", "optimizer.eps=0"], f"optimizer.eps=0.0: must be > 0 ({FIRST_STEPS})"),
+    (
         ["optimizer=lbfgs", "model.dropout=0.5"],
         "model.dropout=0.5: must be 0 with optimizer=lbfgs (its line search needs a deterministic "
         "loss)",
@@ -99,7 +149,7 @@ OVERRIDES = [
     (["sweep=vmap", "optimizer=lbfgs"], "sweep=vmap: optimizer=lbfgs is full-batch: use -m"),
     (
         ["resume=auto", "sweep=vmap"],
-        "resume=auto: not with sweep=vmap (its members train as one program): run the sweep again",
+        "resume=auto: resume=<sweep dir> for a vmap sweep (not auto)",
     ),
     (
         ["resume_allow_changes=[train.epochs]"],
@@ -124,6 +174,82 @@ def test_bad_override(overrides, message, tmp_path, capsys):
     assert main(["train", *overrides, f"hydra.run.dir={run_dir}"]) == 2
     assert_one_line(capsys, message)
     assert not run_dir.exists()
+
+
+# ------------------------------------------------------------------- arguments
+# What Hydra itself reports as argparse's usage, "Ambiguous value", ANTLR's token sets or a
+# MissingMandatoryValue: (the command line, the line after "lrbench: error: ").
+ARGUMENTS = [
+    (
+        ["train", "seed=0,1"],
+        "seed=0,1: several values: use -m for a sweep, or [a,b] for a list",
+    ),
+    (
+        ["train", "sweep=vmap", "sweep.lr=1e-3,1e-2"],
+        "sweep.lr=1e-3,1e-2: several values: use -m for a sweep, or [a,b] for a list",
+    ),
+    (["train", "seed=range(3)"], "seed=range(3): a sweep: use -m"),
+    (
+        ["train", "-m", "optimizer.lr=1e-3,", "1e-2"],  # `optimizer.lr=1e-3, 1e-2` in a shell
+        "optimizer.lr=1e-3,: cannot parse this override: a space after a comma splits it in two "
+        "(write a,b without spaces, or quote the whole override)",
+    ),
+    (
+        ["train", "optimizer.lr=[1e-3"],
+        "optimizer.lr=[1e-3: cannot parse this override (Hydra's grammar: "
+        "https://hydra.cc/docs/advanced/override_grammar/basic/)",
+    ),
+    (
+        ["train", "optimizer", "adam"],
+        "optimizer: not an override (key=value or group=option, e.g. train.epochs=5)",
+    ),
+    (
+        ["train", "--epochs", "5"],
+        "--epochs 5: unknown flag (overrides are key=value: train.epochs=5)",
+    ),
+    (
+        ["train", "-m", "--batch-size=64,128"],
+        "--batch-size=64,128: unknown flag (overrides are key=value: train.batch_size=64,128)",
+    ),
+    (
+        ["train", "optimizer=momentum", "--nesterov"],
+        "--nesterov: unknown flag (overrides are key=value: optimizer.nesterov=true)",
+    ),
+    (
+        ["train", "--learning-rate", "-0.1"],
+        "--learning-rate -0.1: unknown flag (overrides are key=value: optimizer.lr=-0.1)",
+    ),
+    (
+        ["find-lr", "--epoch", "3"],
+        "--epoch 3: unknown flag (overrides are key=value: train.epochs=3)",
+    ),
+    (
+        ["find-lr", "--foo"],
+        "--foo: unknown flag (overrides are key=value, e.g. train.epochs=5; lrbench find-lr "
+        "--help lists the keys)",
+    ),
+    (
+        ["train", "optimizer=adam_schema"],
+        f"optimizer=adam_schema: unknown option (allowed: {OPTIMIZERS})",
+    ),
+    (
+        ["train", "-m", "schedule=cosine,step_schema"],
+        "schedule=step_schema: unknown option (allowed: constant, cosine, exponential, linear, "
+        "one_cycle, polynomial, reduce_on_plateau, step, warmup_cosine)",
+    ),
+    (
+        ["train", "--cfg", "job", "dataset=image_schema"],
+        "dataset=image_schema: unknown option (allowed: breast_cancer, cats_vs_dogs, ...",
+    ),
+]
+
+
+@pytest.mark.parametrize(("argv", "message"), ARGUMENTS, ids=lambda v: str(v))
+def test_bad_argument(argv, message, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    assert_one_line(capsys, message)
+    assert list(tmp_path.iterdir()) == []  # no runs/, no sweep folder
 
 
 # ----------------------------------------------------------------------- files
@@ -216,8 +342,8 @@ FILES: list[tuple[Callable[[Path], list[str]], str]] = [
     (
         _other_config,
         "resume={run}: the config differs from the run's in optimizer.lr (run: 0.001, "
-        "now: 0.01), tag (run: <absent>, now: b): give the run's overrides again, or "
-        "resume_allow_changes=[optimizer.lr,tag]",
+        "now: 0.01), tag (run: <absent>, now: b): allow with "
+        "resume_allow_changes=[optimizer.lr,tag], or leave those overrides out",
     ),
     (
         _unknown_allowed,

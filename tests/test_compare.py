@@ -14,6 +14,7 @@ import pytest
 from fake_runs import config, curve_rows, make_run, summary
 
 from lrbench.cli import main
+from lrbench.flat_config import flatten
 from lrbench.runs import read_summary
 
 # (optimizer, lr) -> final val_accuracy of seeds 0, 1, 2 (None: that seed diverged)
@@ -127,21 +128,22 @@ def test_group_by_gives_numpy_mean_std_min_max_over_completed_seeds(study, capsy
         ]
         means[row["optimizer.name"], float(row["optimizer.lr"])] = np.mean(values)
         assert int(row["n"]) == len(values)
-        assert float(row["mean"]) == pytest.approx(np.mean(values), abs=1e-12)
-        assert float(row["std"]) == pytest.approx(np.std(values, ddof=1), abs=1e-12)
-        assert float(row["min"]) == min(values) and float(row["max"]) == max(values)
+        assert float(row["val_accuracy_mean"]) == pytest.approx(np.mean(values), abs=1e-12)
+        assert float(row["val_accuracy_std"]) == pytest.approx(np.std(values, ddof=1), abs=1e-12)
+        assert float(row["val_accuracy_min"]) == min(values)
+        assert float(row["val_accuracy_max"]) == max(values)
     by_key = {(r["optimizer.name"], float(r["optimizer.lr"])): r for r in rows}
     assert by_key["sgd", 0.1]["diverged"] == "1" and by_key["sgd", 0.1]["running"] == "1"
     assert by_key["adam", 0.1]["failed"] == "1"
     best = max(means, key=means.get)
     assert [k for k, r in by_key.items() if r["best"] == "*"] == [best] == [("adam", 0.01)]
-    assert [float(r["mean"]) for r in rows] == sorted(means.values(), reverse=True)
+    assert [float(r["val_accuracy_mean"]) for r in rows] == sorted(means.values(), reverse=True)
 
 
 def test_group_by_a_loss_marks_the_lowest_mean(study, capsys):
     rows = compare_csv(capsys, str(study), "--group-by", "optimizer.lr", "--metric", "val_loss")
     assert [r["best"] for r in rows] == ["*", ""]
-    assert float(rows[0]["mean"]) <= float(rows[1]["mean"])
+    assert float(rows[0]["val_loss_mean"]) <= float(rows[1]["val_loss_mean"])
 
 
 def test_where_sort_and_top(study, capsys):
@@ -179,7 +181,8 @@ def test_ranking_by_a_metric_puts_unfinished_runs_last(study, capsys):
     assert finished == sorted(finished, reverse=True)
 
 
-def test_terminal_table_is_readable(study, capsys):
+def test_terminal_table_is_readable(study, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")  # every column fits: the config keys in their order
     assert main(["compare", str(study), "--where", "optimizer.lr=0.1"]) == 0
     out = capsys.readouterr().out
     lines = out.splitlines()
@@ -190,6 +193,138 @@ def test_terminal_table_is_readable(study, capsys):
     assert "running" in out and "diverged" in out and "failed" in out
     assert "NaN" not in out and "<NA>" not in out and "None" not in out  # "-" for no value
     assert lines[-1] == f"8 runs under {study}: 5 completed, 1 diverged, 1 failed, 1 running"
+
+
+def test_the_group_table_names_the_metric_it_summarizes(study, capsys):
+    args = ["compare", str(study), "--group-by", "optimizer.name,optimizer.lr"]
+    assert main([*args, "--metric", "best_val_accuracy"]) == 0
+    assert capsys.readouterr().out == (
+        "optimizer.name optimizer.lr n best_val_accuracy_mean best_val_accuracy_std "
+        "best_val_accuracy_min best_val_accuracy_max diverged failed interrupted running best\n"
+        "          adam         0.01 3                   0.94               0.03606"
+        "                  0.91                  0.98        0      0           0       0    *\n"
+        "           sgd          0.1 2                   0.88               0.01414"
+        "                  0.87                  0.89        1      0           0       1     \n"
+        "          adam          0.1 3                 0.8367               0.02517"
+        "                  0.81                  0.86        0      1           0       0     \n"
+        "           sgd         0.01 3                   0.72                  0.01"
+        "                  0.71                  0.73        0      0           0       0     \n"
+        "\n14 runs: 11 completed, 1 diverged, 1 failed, 1 running\n"
+    )
+    assert np.std([0.91, 0.93, 0.98], ddof=1) == pytest.approx(0.03606, abs=1e-5)
+    # --sort takes the statistic's short name too (std: ascending, not a ranking)
+    rows = compare_csv(capsys, *args[1:], "--sort", "std")
+    assert [float(r["val_accuracy_std"]) for r in rows] == sorted(
+        float(r["val_accuracy_std"]) for r in rows
+    )
+
+
+# runs of different experiments: each composes its own groups (69 config keys in all, 34
+# of them varying, when this was written)
+EXPERIMENTS = {
+    "toy": ("experiment=toy",),
+    "cnn": ("experiment=digits_cnn",),
+    "sgd": ("optimizer=sgd", "schedule=warmup_cosine"),
+    "lbfgs": ("experiment=lbfgs_softmax",),
+    "auto": ("optimizer=adam", "optimizer.lr=auto"),
+}
+AUTO_LR = 0.0003  # what the range test of the optimizer.lr=auto run chose
+
+
+def _config_keys() -> tuple[int, int]:
+    """How many config keys the experiments have in all, and how many vary between them."""
+    flat = [flatten(config(*overrides)) for overrides in EXPERIMENTS.values()]
+    keys = set().union(*flat)
+    varying = [k for k in keys if len({json.dumps(f.get(k, "<none>")) for f in flat}) > 1]
+    return len(keys), len(varying)
+
+
+@pytest.fixture(scope="module")
+def experiments(tmp_path_factory):
+    root = tmp_path_factory.mktemp("experiments")
+    for i, (name, overrides) in enumerate(EXPERIMENTS.items()):
+        chosen = {"lr_find": {"suggestion": "valley", "lr": AUTO_LR}} if name == "auto" else {}
+        make_run(root / name, config(*overrides), summary(val_accuracy=0.5 + i / 10, **chosen))
+    return root
+
+
+def test_runs_of_different_experiments_fit_the_terminal_narrowest_keys_first(
+    experiments, capsys, monkeypatch
+):
+    monkeypatch.setenv("COLUMNS", "160")
+    assert main(["compare", str(experiments)]) == 0
+    out = capsys.readouterr().out
+    assert out == (
+        "  run model.name dataset.name optimizer.lr schedule.name    status auto_lr steps "
+        "val_loss val_accuracy test_accuracy best_val_accuracy wall_s steps_per_s\n"
+        " auto        mlp       digits         auto      constant completed  0.0003    90 "
+        "     0.3          0.9           0.9               0.9      2         500\n"
+        "  cnn        cnn       digits         0.05 warmup_cosine completed       -    90 "
+        "     0.3          0.6           0.6               0.6      2         500\n"
+        "lbfgs     linear       digits            1      constant completed       -    90 "
+        "     0.3          0.8           0.8               0.8      2         500\n"
+        "  sgd        mlp       digits         0.01 warmup_cosine completed       -    90 "
+        "     0.3          0.7           0.7               0.7      2         500\n"
+        "  toy        mlp    synthetic          0.1      constant completed       -    90 "
+        "     0.3          0.5           0.5               0.5      2         500\n"
+        f"\n5 runs under {experiments}: 5 completed\n"
+        f"{_config_keys()[1] - 4} more config keys vary, not shown in 160 characters: "
+        "--columns KEY,KEY,... shows "
+        "those named, --columns all every column\n"
+    )
+    table = out.split("\n\n")[0].splitlines()
+    assert max(len(line) for line in table) <= 160
+    for width in (120, 200, 300):  # never wider than the terminal (120 at least)
+        monkeypatch.setenv("COLUMNS", str(width))
+        assert main(["compare", str(experiments)]) == 0
+        table = capsys.readouterr().out.split("\n\n")[0].splitlines()
+        assert 0.8 * width < max(len(line) for line in table) <= width
+    monkeypatch.setenv("COLUMNS", "20")
+    assert main(["compare", str(experiments)]) == 0
+    header = capsys.readouterr().out.splitlines()[0]
+    assert header.split()[:2] == ["run", "model.name"] and len(header) <= 120
+    # wide enough for all the varying keys: they are shown in the config's order, no note
+    monkeypatch.setenv("COLUMNS", "2000")
+    assert main(["compare", str(experiments)]) == 0
+    out = capsys.readouterr().out
+    header = out.splitlines()[0].split()
+    assert header[:5] == ["run", "name", "model.name", "model.widths", "model.activation"]
+    assert len(header) == 1 + _config_keys()[1] + 9 and "more config keys vary" not in out
+
+
+def test_columns_chooses_the_columns_and_csv_keeps_every_one(experiments, capsys, tmp_path):
+    args = ["compare", str(experiments)]
+    assert main([*args, "--columns", "optimizer.name,optimizer.lr,auto_lr,val_accuracy"]) == 0
+    assert capsys.readouterr().out == (
+        "  run optimizer.name optimizer.lr auto_lr val_accuracy\n"
+        " auto           adam         auto  0.0003          0.9\n"
+        "  cnn       momentum         0.05       -          0.6\n"
+        "lbfgs          lbfgs            1       -          0.8\n"
+        "  sgd            sgd         0.01       -          0.7\n"
+        "  toy           adam          0.1       -          0.5\n"
+        f"\n5 runs under {experiments}: 5 completed\n"
+    )
+    rows = compare_csv(capsys, *args[1:], "--columns", "seed,optimizer.lr", "--sort", "wall_s")
+    assert list(rows[0]) == ["run", "seed", "optimizer.lr", "wall_s"]  # and the --sort key
+    every = compare_csv(capsys, *args[1:])  # a CSV is for machines: every varying key
+    assert list(every[0])[-19:] == [
+        "dataset.seed", "status", "steps", "epochs", "lr", "auto_lr", "train_loss",
+        "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy",
+        "eval_step", "best_val_accuracy", "best_val_accuracy_step", "best_val_loss",
+        "best_val_loss_step", "wall_s", "steps_per_s",
+    ]  # fmt: skip
+    assert len(every[0]) == 1 + _config_keys()[1] + 18
+    assert [r["auto_lr"] for r in every] == ["0.0003", "", "", "", ""]
+    assert compare_csv(capsys, *args[1:], "--columns", "all") == compare_csv(
+        capsys, *args[1:], "--all-columns"
+    )
+    assert len(compare_csv(capsys, *args[1:], "--columns", "all")[0]) == 1 + _config_keys()[0] + 18
+    out = tmp_path / "chosen.csv"
+    assert main([*args, "--columns", "optimizer.name,best_val_accuracy", "-o", str(out)]) == 0
+    assert out.read_text().splitlines()[:2] == [
+        "run,optimizer.name,best_val_accuracy",
+        f"{experiments / 'auto'},adam,0.9",
+    ]
 
 
 def _bad(tmp_path, study):
@@ -230,6 +365,12 @@ def _bad(tmp_path, study):
             "",
         ),
         ([str(study), "--bogus"], "lrbench compare: unrecognized arguments: --bogus", ""),
+        (
+            [str(study), "--columns", "seed,optimizer.lrr"],
+            "--columns=optimizer.lrr: unknown column",
+            "did you mean optimizer.lr",
+        ),
+        ([str(study), "--columns", "all,seed"], "--columns=all,seed: all alone", ""),
     ]
 
 

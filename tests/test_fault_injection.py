@@ -16,7 +16,8 @@ import pytest
 import yaml
 from stopped_runs import STEPS_PER_EPOCH, TINY, assert_same_as, rows, scalars, train_here
 
-from lrbench.runs import read_metrics, read_summary
+from lrbench.analysis.discover import KILLED, live_status
+from lrbench.runs import HEARTBEAT_FILE, read_metrics, read_summary
 from lrbench.sweep.index import SweepIndex
 from lrbench.train.checkpoint import FOLDER, Checkpoints
 from tests.conftest import compose_config, run_cli
@@ -93,10 +94,12 @@ def test_killed_run_resumes_to_the_same_numbers(point, count, work, reference, t
     result = train(work, *TINY, f"hydra.run.dir={run_dir}", fault=f"{point}:{count}")
     assert result.returncode == -9, result.stderr
     assert read_summary(run_dir) is None
+    assert live_status(run_dir) == KILLED  # compare: its heartbeat's process is gone
     assert_every_file_reads(run_dir, template)
 
     assert train_here(work, *TINY, f"resume={run_dir}") == 0
     assert_same_as(reference, run_dir)
+    assert not (run_dir / HEARTBEAT_FILE).exists()  # the summary says what became of it
     assert_every_file_reads(run_dir, template)
     assert not list(run_dir.glob(".*.tmp")) and not list((run_dir / FOLDER).glob("*tmp*"))
     resumed_from = read_summary(run_dir)["resumed_from"]
@@ -126,10 +129,15 @@ def test_second_ctrl_c_exits_at_once_and_the_run_resumes(work, reference, templa
     assert result.returncode == 128 + 2, result.stderr
     assert "SIGINT again: exiting now" in result.stderr
     assert read_summary(run_dir) is None  # no epoch end reached: as a kill
+    assert live_status(run_dir) == KILLED
     assert rows(run_dir) == rows(reference)[: len(rows(run_dir))]
     assert_every_file_reads(run_dir, template)
-    assert train_here(work, *TINY, f"resume={run_dir}") == 0
+    # resume=<run dir> alone, in a process of its own: the run's config.yaml is the config
+    result = run_cli("train", f"resume={run_dir}", cwd=work)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"{run_dir}: completed, 45 steps")
     assert_same_as(reference, run_dir)
+    assert "resume_changes" not in read_summary(run_dir)
 
 
 def test_parallel_sweep_of_8_jobs_indexes_all(work, tmp_path):
@@ -163,6 +171,7 @@ def test_relaunched_sweep_skips_finished_jobs_and_resumes_the_killed_one(work, t
     assert result.returncode == -9, result.stderr
     assert read_summary(tmp_path / "0")["status"] == "completed"
     assert read_summary(tmp_path / "1") is None
+    assert live_status(tmp_path / "1") == KILLED
     finished = (tmp_path / "0" / "summary.json").stat().st_mtime_ns
 
     assert train_here(work, *sweep, "resume=auto") == 0

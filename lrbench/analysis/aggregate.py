@@ -13,14 +13,21 @@ from lrbench.analysis.table import METRICS, RUNNING, config_text
 from lrbench.runs import STATUSES
 
 STATS = ("n", "mean", "std", "min", "max")
+SUMMARIZED = STATS[1:]  # named after the metric: val_accuracy_mean
 COUNTED = (*(s for s in STATUSES if s != "completed"), RUNNING)  # diverged, failed, ...
 BEST_MARK = "*"
 
 
+def stat_column(metric: str, stat: str) -> str:
+    """A statistic's column, named after its metric (``val_accuracy_mean``); ``n`` is ``n``."""
+    return f"{metric}_{stat}" if stat in SUMMARIZED else stat
+
+
 def aggregate(frame: pd.DataFrame, keys: list[str], metric: str) -> pd.DataFrame:
-    """One row per distinct combination of ``keys`` (first-seen order): the statistics of
-    ``metric`` (std with ddof=1, the sample standard deviation; NaN for a single run),
-    counts of unfinished runs, and ``best`` marking the group with the best mean."""
+    """One row per distinct combination of ``keys`` (first-seen order): ``n`` completed
+    runs and the statistics of ``metric`` over them, named after it (``val_accuracy_mean``,
+    ``_std`` with ddof=1, the sample standard deviation, NaN for a single run; ``_min``,
+    ``_max``), counts of unfinished runs, and ``best`` marking the group with the best mean."""
     labels = frame[keys].map(config_text).agg("\x1f".join, axis=1)  # 0.001 == "0.001"
     rows = []
     for _, group in frame.groupby(labels, sort=False):
@@ -42,4 +49,4 @@ def aggregate(frame: pd.DataFrame, keys: list[str], metric: str) -> pd.DataFrame
     if means.notna().any():
         best = means.idxmax() if METRICS[metric] else means.idxmin()
         table.loc[best, "best"] = BEST_MARK
-    return table
+    return table.rename(columns={stat: stat_column(metric, stat) for stat in SUMMARIZED})

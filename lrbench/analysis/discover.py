@@ -1,15 +1,54 @@
-"""Finding run directories under the paths a user gives: a run, a sweep, or ``runs/``."""
+"""Finding run directories under the paths a user gives: a run, a sweep, or ``runs/``;
+and what became of a run without summary.json (``live_status``)."""
 
 from __future__ import annotations
 
 import os
 import re
+import socket
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
 from lrbench.errors import ConfigError
+from lrbench.runs import process_start, read_heartbeat
+from lrbench.summary import RUNNING
 
 RUN_MARKER = "config.yaml"  # written by every run once its config is valid
+# A run without summary.json whose process is gone (its heartbeat's pid, on this host), or
+# that has given no sign of life for a while (another host: no pid to check).
+KILLED = "killed"
+STALE = "stale"
+STALE_AFTER_S = 600.0  # at least; or 3x the longest gap between the run's own heartbeats
+
+
+def live_status(run: Path, now: float | None = None) -> str:
+    """``running``, ``killed`` or ``stale`` for a run without summary.json, from its
+    heartbeat.json (lrbench.runs.Heartbeat). A run from before heartbeats: ``running``."""
+    beat = read_heartbeat(run)
+    if beat is None:
+        return RUNNING
+    if beat.get("host") == socket.gethostname():
+        return RUNNING if _alive(beat.get("pid"), beat.get("process_start")) else KILLED
+    updated, gap = beat.get("updated_unix"), beat.get("longest_gap_s") or 0.0
+    if not isinstance(updated, int | float) or not isinstance(gap, int | float):
+        return RUNNING
+    silent = (time.time() if now is None else now) - updated
+    return STALE if silent > max(STALE_AFTER_S, 3 * gap) else RUNNING
+
+
+def _alive(pid, started) -> bool:
+    """Process ``pid`` exists and is the one that started at ``started`` (when known)."""
+    if not isinstance(pid, int) or pid <= 0:
+        return True  # nothing to check: not ours to call dead
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # another user's process holds that pid: it exists
+    now = process_start(pid)
+    return started is None or now is None or now == started
 
 
 def _natural_key(path: Path) -> list:

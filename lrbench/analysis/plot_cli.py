@@ -37,7 +37,11 @@ def _add_curve_options(parser: argparse.ArgumentParser) -> None:
     add_selection(parser)
     parser.add_argument("--x", default="step", help=f"one of {', '.join(plots.X_AXES)}")
     parser.add_argument("--hue", default="optimizer.name", help="colour lines by this key")
-    parser.add_argument("--logy", action="store_true", help="log scale for y")
+    parser.add_argument(
+        "--logy",
+        action=argparse.BooleanOptionalAction,
+        help="log scale for y (default: for lr, when the LRs span more than a decade)",
+    )
 
 
 def _add_sensitivity_options(parser: argparse.ArgumentParser) -> None:
@@ -53,7 +57,11 @@ def _add_schedule_options(parser: argparse.ArgumentParser) -> None:
 
 # kind -> (what it draws, its options, how it draws)
 KINDS = {
-    "curves": ("learning curves, one line per run", _add_curve_options, _curves),
+    "curves": (
+        "learning curves, a line per configuration (the mean over seeds)",
+        _add_curve_options,
+        _curves,
+    ),
     "lr": ("the LR each run applied per step (metrics.csv's lr)", _add_curve_options, _lr),
     "sensitivity": (
         "metric vs LR, log x, a line per optimizer",

@@ -9,13 +9,23 @@ from __future__ import annotations
 import io
 import numbers
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from lrbench.analysis.table import METRICS, check_metric, config_text
+from lrbench.analysis.table import (
+    METRICS,
+    check_metric,
+    config_text,
+    independent_columns,
+    is_auto,
+    is_missing,
+    varying_columns,
+    x_values,
+)
 from lrbench.errors import ConfigError
 from lrbench.runs import METRIC_COLUMNS
 
@@ -24,6 +34,16 @@ Y_COLUMNS = tuple(c for c in METRIC_COLUMNS if c not in X_AXES.values())
 FORMATS = (".png", ".svg")
 SIZE = (8, 5)  # inches, at 100 dpi
 DIVERGED = {"marker": "x", "s": 60, "linewidths": 2, "zorder": 3}
+# optimizer.lr=auto runs on the sensitivity plot, at the LR they chose
+AUTO_LOOK = {"marker": "*", "markersize": 13, "markeredgecolor": "black", "zorder": 4}
+AUTO_MARK = {"marker": "*", "s": 170, "edgecolors": "black", "zorder": 4}
+AUTO_LABEL = "lr=auto, at the LR it chose"
+SEEDS = ("seed",)  # keys whose runs are averaged into one line
+# A marker shape per hue value and a line style per value of the other keys that vary,
+# so lines that coincide (the same LR schedule) stay apart and colour is not needed.
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h")
+LINE_STYLES = ("-", "--", ":", "-.", (0, (6, 2)), (0, (3, 1, 1, 1, 1, 1)), (0, (1, 3)))
+MARK_EVERY = 0.12  # markers this far apart along a line (a fraction of the axes' diagonal)
 
 
 def _sort_key(value):
@@ -44,9 +64,16 @@ def hue_colors(values: pd.Series) -> dict[str, tuple]:
     return {label: colormaps["viridis"](i / (len(labels) - 1)) for i, label in enumerate(labels)}
 
 
-def _legend(ax, colors: dict[str, tuple], hue: str | None, diverged: bool) -> None:
-    """A legend entry per colour, or past ten a colour bar labelled with some values."""
-    handles = [Line2D([], [], color=c, label=label) for label, c in colors.items()]
+def _legend(
+    ax, colors: dict[str, tuple], hue: str | None, extra: list[Line2D], markers: bool = False
+) -> None:
+    """A legend outside the axes, at their right (it never covers data): an entry per hue
+    colour (with its marker when lines carry them), or past ten a colour bar labelled with
+    some values; then ``extra`` entries (line styles, diverged)."""
+    handles = [
+        Line2D([], [], color=c, label=label, marker=MARKERS[i % len(MARKERS)] if markers else "")
+        for i, (label, c) in enumerate(colors.items())
+    ]
     if len(colors) > 10:
         from matplotlib.cm import ScalarMappable
         from matplotlib.colors import Normalize
@@ -58,10 +85,20 @@ def _legend(ax, colors: dict[str, tuple], hue: str | None, diverged: bool) -> No
         ticks = np.unique(np.linspace(0, len(labels) - 1, 6).round().astype(int))
         bar.set_ticks(ticks, labels=[labels[i] for i in ticks])
         handles = []
-    if diverged:
-        handles.append(Line2D([], [], color="black", marker="x", linestyle="", label="diverged"))
+    handles += extra
     if handles:
-        ax.legend(handles=handles, title=hue if len(colors) <= 10 else None, fontsize="small")
+        ax.legend(
+            handles=handles,
+            title=hue if len(colors) <= 10 and colors else None,
+            fontsize="small",
+            loc="upper left",
+            bbox_to_anchor=(1.02, 1),
+            borderaxespad=0,
+        )
+
+
+def _diverged_handle() -> Line2D:
+    return Line2D([], [], color="black", marker="x", linestyle="", label="diverged")
 
 
 def _check_hue(frame: pd.DataFrame, hue: str | None) -> None:
@@ -69,18 +106,101 @@ def _check_hue(frame: pd.DataFrame, hue: str | None) -> None:
         raise ConfigError("--hue", hue, "unknown column (e.g. optimizer.name, optimizer.lr, seed)")
 
 
+def count(n: int, noun: str) -> str:
+    """``1 run``, ``8 runs``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def read_curve(run: str, columns: list[str]) -> pd.DataFrame | None:
     """A run's metrics.csv (these columns), or None before its first row."""
     path = Path(run) / "metrics.csv"
     if not path.exists():
         return None
-    return pd.read_csv(path, usecols=columns)
+    return pd.read_csv(path, usecols=list(dict.fromkeys(columns)))
+
+
+def line_keys(frame: pd.DataFrame, hue: str | None) -> list[str]:
+    """The config keys that tell one line from another: those that vary, less the seed
+    (seeds are averaged), and less keys fixed by the others (``optimizer.b1`` by
+    ``optimizer.name``, the experiment's ``name``); ``hue`` first."""
+    varying = [c for c in varying_columns(frame) if c not in (*SEEDS, hue)]
+    names = [c for c in varying if c == "name"]  # a label made of the others: dropped first
+    keys = [*([hue] if hue else []), *(c for c in varying if c != "name"), *names]
+    return independent_columns(frame, keys) if keys else []
+
+
+class Line(NamedTuple):
+    """One configuration's runs: drawn as one line (their mean when several)."""
+
+    hue: str | None  # the hue value's text
+    rest: str  # the other line keys' values (``optimizer.lr=0.1``), "" when none
+    runs: pd.DataFrame
+
+
+def lines_of(frame: pd.DataFrame, hue: str | None) -> list[Line]:
+    """The runs by configuration (all line keys equal), in hue then value order."""
+    keys = line_keys(frame, hue)
+    rest_keys = [k for k in keys if k != hue]
+    if not keys:
+        return [Line(None, "", frame)]
+    label = frame[keys].map(config_text).agg("\x1f".join, axis=1)
+    lines = []
+    for _, runs in frame.groupby(label, sort=False):
+        first = runs.iloc[0]
+        rest = ", ".join(f"{k}={config_text(first[k])}" for k in rest_keys)
+        lines.append(
+            (
+                tuple(_sort_key(first[k]) for k in keys),
+                Line(config_text(first[hue]) if hue else None, rest, runs),
+            )
+        )
+    return [line for _, line in sorted(lines, key=lambda pair: pair[0])]
+
+
+def _runs_curves(
+    runs: pd.DataFrame, x_column: str, y: str
+) -> tuple[list[pd.DataFrame], list[pd.DataFrame]]:
+    """The curves (step, x, y; rows with a value) of these runs: those that did not
+    diverge, and those that did, cut at their divergence (``diverged_at_step``)."""
+    kept, diverged = [], []
+    for run, status, at in zip(runs["run"], runs["status"], runs["diverged_at_step"], strict=True):
+        data = read_curve(run, ["step", x_column, y])
+        if data is None:
+            continue
+        data = data[np.isfinite(data[[x_column, y]]).all(axis=1)]
+        if status == "diverged" and not is_missing(at):
+            data = data[data["step"] <= at]
+        if not data.empty:
+            (diverged if status == "diverged" else kept).append(data)
+    return kept, diverged
+
+
+def _mean_band(curves: list[pd.DataFrame], x_column: str, y: str) -> pd.DataFrame:
+    """Per step, over the runs that have it: the mean x (the same for step and epoch) and
+    the mean, min and max of y."""
+    both = pd.concat(curves)
+    return both.groupby("step").agg(
+        x=(x_column, "mean"), mean=(y, "mean"), low=(y, "min"), high=(y, "max")
+    )
+
+
+def _spans_a_decade(values: list[np.ndarray]) -> bool:
+    positive = np.concatenate([v[v > 0] for v in values]) if values else np.array([])
+    return positive.size > 0 and positive.max() > 10 * positive.min()
 
 
 def curves(
-    frame: pd.DataFrame, y: str, x: str = "step", hue: str | None = None, logy: bool = False
+    frame: pd.DataFrame,
+    y: str,
+    x: str = "step",
+    hue: str | None = None,
+    logy: bool | None = None,
 ) -> Figure:
-    """One line per run (colour by ``hue``); a diverged run's line ends in an x."""
+    """A line per configuration, coloured by ``hue``: the mean over its seeds, with a band
+    from their min to max when there are several. Each hue value has its marker shape
+    (set off along the line by hue, so lines that coincide all show), each value of the
+    other keys that vary its line style. Diverged runs are drawn alone up to their
+    divergence, which an x marks. ``logy`` None: log y for ``lr`` spanning over a decade."""
     if y not in Y_COLUMNS:
         raise ConfigError("--y", y, f"one of {', '.join(Y_COLUMNS)}")
     if x not in X_AXES:
@@ -88,30 +208,62 @@ def curves(
     _check_hue(frame, hue)
     x_column = X_AXES[x]
     colors = hue_colors(frame[hue]) if hue else {}
+    hue_index = {label: i for i, label in enumerate(colors)}
+    lines = lines_of(frame, hue)
+    styles = {
+        rest: LINE_STYLES[i % len(LINE_STYLES)]
+        for i, rest in enumerate(dict.fromkeys(line.rest for line in lines))
+    }
     fig = Figure(figsize=SIZE, layout="constrained")
     ax = fig.subplots()
     drawn = 0
-    any_diverged = False
-    for run, status, label in zip(
-        frame["run"], frame["status"], frame[hue] if hue else [None] * len(frame), strict=True
-    ):
-        data = read_curve(run, [x_column, y])
-        data = data.dropna() if data is not None else None
-        if data is None or data.empty:
-            continue
-        color = colors.get(config_text(label), "tab:blue")
-        ax.plot(data[x_column], data[y], color=color, linewidth=1.2, alpha=0.8)
-        if status == "diverged":
-            any_diverged = True
-            ax.scatter(data[x_column].iloc[-1:], data[y].iloc[-1:], color=color, **DIVERGED)
-        drawn += 1
+    averaged = any_diverged = False
+    ys: list[np.ndarray] = []
+    for line in lines:
+        kept, diverged = _runs_curves(line.runs, x_column, y)
+        i = hue_index.get(line.hue, 0)
+        look = {
+            "color": colors.get(line.hue, "tab:blue"),
+            "linestyle": styles[line.rest],
+            "marker": MARKERS[i % len(MARKERS)],
+            "markersize": 5,
+            "markevery": (MARK_EVERY * (i + 0.5) / max(len(colors), 1), MARK_EVERY),
+        }
+        if kept:
+            stats = _mean_band(kept, x_column, y)
+            ax.plot(stats["x"], stats["mean"], linewidth=1.5, alpha=0.85, **look)
+            if len(kept) > 1:
+                averaged = True
+                ax.fill_between(
+                    stats["x"],
+                    stats["low"],
+                    stats["high"],
+                    color=look["color"],
+                    alpha=0.15,
+                    linewidth=0,
+                )
+            ys.append(stats[["low", "high"]].to_numpy().ravel())
+        for data in diverged:
+            ax.plot(data[x_column], data[y], linewidth=1.0, alpha=0.6, **look)
+            ax.scatter(data[x_column].iloc[-1:], data[y].iloc[-1:], color=look["color"], **DIVERGED)
+            ys.append(data[y].to_numpy())
+        drawn += len(kept) + len(diverged)
+        any_diverged = any_diverged or bool(diverged)
     if drawn == 0:
         raise ConfigError("--y", y, "no run has values of it yet")
-    ax.set(xlabel=x_column, ylabel=y, title=f"{y} ({drawn} runs)")
-    if logy:
+    title = f"{y}: {count(drawn, 'run')}"
+    if averaged:
+        title += "; line: mean over seeds, band: min to max"
+    ax.set(xlabel=x_column, ylabel=y, title=title)
+    if logy or (logy is None and y == "lr" and _spans_a_decade(ys)):
         ax.set_yscale("log")
     ax.grid(alpha=0.3)
-    _legend(ax, colors, hue, any_diverged)
+    extra = [
+        Line2D([], [], color="black", linestyle=style, label=rest)
+        for rest, style in styles.items()
+        if len(styles) > 1
+    ]
+    _legend(ax, colors, hue, [*extra, *([_diverged_handle()] if any_diverged else [])], True)
     return fig
 
 
@@ -120,13 +272,17 @@ def sensitivity(
 ) -> Figure:
     """DeepOBS's LR sensitivity: the metric against ``x`` on a log axis, one line per
     ``hue`` through the mean over seeds, a band from their min to max; diverged runs are
-    x's along the bottom at their ``x``."""
+    x's along the bottom at their ``x``. Runs with ``optimizer.lr=auto`` are placed at the
+    LR their range test chose, and starred."""
     check_metric(metric)
     _check_hue(frame, hue)
     if x not in frame.columns:
         raise ConfigError("--x", x, "unknown column (e.g. optimizer.lr)")
-    xs = pd.to_numeric(frame[x], errors="coerce")
-    if not (xs > 0).all():
+    xs = x_values(frame, x)
+    drawable = frame["status"].isin(["completed", "diverged"])
+    auto = is_auto(frame[x])
+    waiting = auto & ~drawable  # lr: auto, going or failed: maybe no LR chosen yet
+    if not (xs[~waiting] > 0).all():
         raise ConfigError("--x", x, "must be a positive number in every run (a log axis)")
     frame = frame.assign(_x=xs)
     colors = hue_colors(frame[hue]) if hue else {"all runs": "tab:blue"}
@@ -141,6 +297,9 @@ def sensitivity(
         if not stats.empty:
             ax.plot(stats.index, stats["mean"], color=color, marker="o", markersize=4)
             ax.fill_between(stats.index, stats["min"], stats["max"], color=color, alpha=0.2)
+        chosen = done[auto[done.index]]
+        if len(chosen):
+            ax.scatter(chosen["_x"], chosen[metric], color=color, **AUTO_MARK)
         diverged = runs[runs["status"] == "diverged"]["_x"]
         if len(diverged):
             any_diverged = True
@@ -152,7 +311,7 @@ def sensitivity(
                 **DIVERGED,
             )
     ax.set_xscale("log")
-    drawn = frame[frame["status"].isin(["completed", "diverged"])]["_x"]
+    drawn = frame[drawable]["_x"]
     if len(drawn):  # the x's of diverged runs do not widen the axis by themselves
         ax.set_xlim(drawn.min() / 1.5, drawn.max() * 1.5)
     best = "higher" if METRICS[metric] else "lower"
@@ -162,7 +321,10 @@ def sensitivity(
         title=f"{metric} vs {x}: mean over seeds, band min to max",
     )
     ax.grid(alpha=0.3, which="both")
-    _legend(ax, colors if hue else {}, hue, any_diverged)
+    extra = [_diverged_handle()] if any_diverged else []
+    if (auto & (frame["status"] == "completed")).any():
+        extra.append(Line2D([], [], color="0.5", linestyle="", label=AUTO_LABEL, **AUTO_LOOK))
+    _legend(ax, colors if hue else {}, hue, extra)
     return fig
 
 

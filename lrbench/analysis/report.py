@@ -24,6 +24,7 @@ from lrbench.analysis.table import (
     shorten_runs,
     status_counts,
     varying_columns,
+    x_values,
 )
 from lrbench.analysis.terminal import cell_text
 from lrbench.errors import ConfigError
@@ -103,10 +104,7 @@ def _figures(frame: pd.DataFrame, metric: str) -> list[str]:
         ("val_accuracy", lambda: plots.curves(frame, "val_accuracy", hue=hue)),
         ("lr used", lambda: plots.curves(frame, "lr", hue=hue)),
     ]
-    if (
-        "optimizer.lr" in frame
-        and pd.to_numeric(frame["optimizer.lr"], errors="coerce").nunique() > 1
-    ):
+    if "optimizer.lr" in frame and x_values(frame, "optimizer.lr").nunique() > 1:
         wanted.insert(0, ("LR sensitivity", lambda: plots.sensitivity(frame, metric, hue=hue)))
     images = []
     for alt, draw in wanted:

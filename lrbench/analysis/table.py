@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from lrbench.analysis.discover import find_runs
+from lrbench.analysis.discover import find_runs, live_status
 from lrbench.errors import ConfigError
 from lrbench.flat_config import flatten
 from lrbench.runs import read_config, read_metrics
@@ -25,11 +25,17 @@ from lrbench.summary import (
     RUNNING,
     STATUSES,
     flat,
+    lookup,
     read_checked_summary,
 )
 
-# The outcome columns: summary.json's values by their flat names (lrbench.summary.FIELDS).
-OUTCOMES = tuple(FIELDS)
+LR_KEY = "optimizer.lr"
+AUTO = "auto"  # optimizer.lr=auto: the range test chose the LR (config.yaml keeps "auto")
+AUTO_LR = "auto_lr"  # the LR it chose: summary.json's lr_find.lr
+# The outcome columns: summary.json's values by their flat names (lrbench.summary.FIELDS),
+# and after the final lr the one optimizer.lr=auto chose.
+_NAMES = list(FIELDS)
+OUTCOMES = (*_NAMES[: _NAMES.index("lr") + 1], AUTO_LR, *_NAMES[_NAMES.index("lr") + 1 :])
 TEXT_OUTCOMES = ("status", "error")
 INTEGER_OUTCOMES = (
     "steps",
@@ -38,7 +44,7 @@ INTEGER_OUTCOMES = (
     "best_val_accuracy_step",
     "best_val_loss_step",
 )
-OPTIONAL_OUTCOMES = ("diverged_at_step", "error")  # shown only when some run has one
+OPTIONAL_OUTCOMES = ("diverged_at_step", AUTO_LR, "error")  # shown only when a run has one
 # Metrics that runs are ranked by: True when higher is better.
 METRICS: dict[str, bool] = {
     **HIGHER_IS_BETTER,
@@ -51,6 +57,7 @@ DEFAULT_METRIC = "val_accuracy"
 # What the terminal table shows of the outcome (CSV has every column).
 BRIEF = (
     "status",
+    AUTO_LR,
     "steps",
     "val_loss",
     "val_accuracy",
@@ -87,12 +94,13 @@ def _progress(run: Path) -> dict:
     """A run without summary.json: how far metrics.csv got."""
     rows = read_metrics(run) if (run / "metrics.csv").exists() else []
     last = rows[-1] if rows else {}
-    return {"status": RUNNING, "steps": last.get("step"), "epochs": last.get("epoch")}
+    return {"status": live_status(run), "steps": last.get("step"), "epochs": last.get("epoch")}
 
 
 def _row(run: Path) -> dict:
     summary = read_checked_summary(run)  # a corrupt one is bad input, not a run to skip
     outcome = _progress(run) if summary is None else flat(summary)
+    outcome[AUTO_LR] = lookup(summary, "lr_find", "lr")
     return {"run": str(run)} | flatten(_read_config(run)) | outcome
 
 
@@ -117,6 +125,21 @@ def config_columns(frame: pd.DataFrame) -> list[str]:
 def varying_columns(frame: pd.DataFrame) -> list[str]:
     """Config columns with more than one value (a key missing from some runs counts)."""
     return [c for c in config_columns(frame) if frame[c].nunique(dropna=False) > 1]
+
+
+def x_values(frame: pd.DataFrame, key: str) -> pd.Series:
+    """``key`` as numbers (NaN where a run's value is not one); for optimizer.lr, a run
+    that used ``optimizer.lr=auto`` has the LR its range test chose."""
+    xs = pd.to_numeric(frame[key], errors="coerce").astype("float64")
+    if key == LR_KEY:
+        chosen = pd.to_numeric(frame[AUTO_LR], errors="coerce").astype("float64")
+        xs = xs.where(~is_auto(frame[key]), chosen)
+    return xs
+
+
+def is_auto(values: pd.Series) -> pd.Series:
+    """Which values are ``auto`` (optimizer.lr=auto)."""
+    return values.map(lambda v: isinstance(v, str) and v == AUTO).astype(bool)
 
 
 def outcome_columns(frame: pd.DataFrame, brief: bool) -> list[str]:

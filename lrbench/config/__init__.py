@@ -23,6 +23,13 @@ from lrbench.config.dataset import (
     SklearnConfig,
     SyntheticConfig,
 )
+from lrbench.config.mesh import (
+    DISTRIBUTED_SCHEMAS,
+    MESH_SCHEMAS,
+    REMAINING,
+    DistributedConfig,
+    MeshConfig,
+)
 from lrbench.config.model import (
     MODEL_SCHEMAS,
     Activation,
@@ -92,8 +99,11 @@ from lrbench.summary import Objective
 __all__ = [
     "AUTO_LR",
     "DATASET_SCHEMAS",
+    "DISTRIBUTED_SCHEMAS",
+    "MESH_SCHEMAS",
     "MODEL_SCHEMAS",
     "OPTIMIZER_SCHEMAS",
+    "REMAINING",
     "SCHEDULE_SCHEMAS",
     "SCHEMAS",
     "SWEEP_SCHEMAS",
@@ -114,6 +124,7 @@ __all__ = [
     "DataSource",
     "DatasetConfig",
     "Device",
+    "DistributedConfig",
     "DoGConfig",
     "ExponentialConfig",
     "ImageDatasetConfig",
@@ -127,6 +138,7 @@ __all__ = [
     "MLPConfig",
     "MechanizeBase",
     "MechanizeConfig",
+    "MeshConfig",
     "ModelConfig",
     "MomentumConfig",
     "Objective",

@@ -17,11 +17,27 @@ class Checked:
         prefix = f"{self.group}." if self.group else ""
         raise ConfigError(prefix + key, getattr(self, key), allowed)
 
-    def _positive(self, *keys: str) -> None:
+    def _positive(self, *keys: str, why: str = "") -> None:
         for key in keys:
             if not getattr(self, key) > 0:
-                self._fail(key, "must be > 0")
+                self._fail(key, "must be > 0" + _reason(why))
             self._finite(key)
+
+    def _at_least(self, *keys: str, low: float, why: str = "") -> None:
+        for key in keys:
+            if not getattr(self, key) >= low:
+                self._fail(key, f"must be >= {low:g}" + _reason(why))
+            self._finite(key)
+
+    def _in(self, interval: str, *keys: str, why: str = "") -> None:
+        """Each key inside ``interval``, written as the message shows it: "[0, 1]", "(0, 1]"."""
+        low, high = (float(end) for end in interval[1:-1].split(","))
+        for key in keys:
+            value = getattr(self, key)
+            above = value > low if interval[0] == "(" else value >= low
+            below = value < high if interval[-1] == ")" else value <= high
+            if not (above and below):
+                self._fail(key, f"must be in {interval}" + _reason(why))
 
     def _non_negative(self, *keys: str) -> None:
         for key in keys:
@@ -45,3 +61,7 @@ class Checked:
             inside = 0 <= value <= 1 if closed_right else 0 <= value < 1
             if not inside:
                 self._fail(key, "must be in [0, 1]" if closed_right else "must be in [0, 1)")
+
+
+def _reason(why: str) -> str:
+    return f" ({why})" if why else ""

@@ -11,6 +11,10 @@ from omegaconf import MISSING
 from lrbench.config.base import Checked
 
 AUTO_LR = "auto"  # optimizer.lr=auto: the LR range test picks the learning rate
+# eps keeps denominators from 0: Adam's sqrt(v) + eps is 0 wherever the gradients have been 0
+# (dead units, constant inputs), and 0/0 is NaN; COCOB's and Mechanic's start at eps.
+ZERO_OVER_ZERO = "at 0 the update is 0/0 wherever the gradients have been 0"
+FIRST_STEPS = "at 0 the first steps divide by 0"
 
 
 class MechanizeBase(enum.Enum):
@@ -80,7 +84,7 @@ class AdamConfig(OptimizerConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         self._unit_interval("b1", "b2")
-        self._non_negative("eps")
+        self._positive("eps", why=ZERO_OVER_ZERO)
 
 
 @dataclass
@@ -104,7 +108,7 @@ class RMSpropConfig(OptimizerConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         self._unit_interval("decay", "momentum")
-        self._non_negative("eps")
+        self._positive("eps", why=ZERO_OVER_ZERO)
 
 
 @dataclass
@@ -115,6 +119,8 @@ class AdagradConfig(OptimizerConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         self._non_negative("initial_accumulator_value", "eps")
+        if self.initial_accumulator_value == 0 and self.eps == 0:
+            self._fail("eps", f"must be > 0 when initial_accumulator_value is 0 ({ZERO_OVER_ZERO})")
 
 
 @dataclass
@@ -178,7 +184,7 @@ class CocobConfig(OptimizerConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         self._positive("alpha")
-        self._non_negative("eps")
+        self._positive("eps", why=FIRST_STEPS)
 
 
 @dataclass
@@ -222,7 +228,7 @@ class MechanizeConfig(OptimizerConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         self._positive("s_init", "num_betas")
-        self._non_negative("eps")
+        self._positive("eps", why=FIRST_STEPS)
 
 
 # Every optimizer.name -> its schema: the names of ``lrbench.optim.optimizers.OPTIMIZERS``

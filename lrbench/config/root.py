@@ -11,6 +11,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 
 from lrbench.config.base import Checked
 from lrbench.config.dataset import DATASET_SCHEMAS, DatasetConfig
+from lrbench.config.mesh import DISTRIBUTED_SCHEMAS, MESH_SCHEMAS, DistributedConfig, MeshConfig
 from lrbench.config.model import MODEL_SCHEMAS, ModelConfig
 from lrbench.config.optimizer import OPTIMIZER_SCHEMAS, OptimizerConfig
 from lrbench.config.schedule import SCHEDULE_SCHEMAS, ScheduleConfig
@@ -36,6 +37,8 @@ class Config(Checked):
     objective: Objective = MISSING
     compile_cache: str | None = None
     sweep: VmapSweepConfig | None = None
+    mesh: MeshConfig = MISSING
+    distributed: DistributedConfig = MISSING
     # A run directory to go on with, or "auto" (README "Checkpoints and resuming"); a string
     # and a list of its own, not one `resume` group: Hydra cannot take both `resume=<path>`
     # and `resume.allow_changes=[...]` for one key.
@@ -44,11 +47,8 @@ class Config(Checked):
 
     def __post_init__(self) -> None:
         self._seed("seed")
-        if self.resume is not None and self.sweep is not None:
-            self._fail(
-                "resume",
-                "not with sweep=vmap (its members train as one program): run the sweep again",
-            )
+        if self.resume == "auto" and self.sweep is not None:
+            self._fail("resume", "resume=<sweep dir> for a vmap sweep (not auto)")
         if self.resume_allow_changes and self.resume is None:
             raise ConfigError(
                 "resume_allow_changes",
@@ -64,6 +64,8 @@ SCHEMAS: dict[str, dict[str, type]] = {
     "dataset": DATASET_SCHEMAS,
     "optimizer": OPTIMIZER_SCHEMAS,
     "schedule": SCHEDULE_SCHEMAS,
+    "mesh": MESH_SCHEMAS,
+    "distributed": DISTRIBUTED_SCHEMAS,
 }
 
 

@@ -10,6 +10,10 @@ from omegaconf import MISSING
 
 from lrbench.config.base import Checked
 
+# A schedule multiplies optimizer.lr with 1.0 at its peak: what a decay ends at, or a warmup
+# starts from, is a fraction of the peak.
+END = "the decay ends at end_factor * optimizer.lr"
+
 
 class BoundaryUnit(enum.Enum):
     fraction = "fraction"
@@ -48,7 +52,7 @@ class ExponentialConfig(ScheduleConfig):
     staircase: bool = MISSING
 
     def __post_init__(self) -> None:
-        self._positive("decay_rate")
+        self._in("(0, 1]", "decay_rate", why="the LR's factor per epoch")
 
 
 @dataclass
@@ -56,7 +60,7 @@ class CosineConfig(ScheduleConfig):
     end_factor: float = MISSING
 
     def __post_init__(self) -> None:
-        self._non_negative("end_factor")
+        self._in("[0, 1]", "end_factor", why=END)
 
 
 @dataclass
@@ -67,7 +71,8 @@ class WarmupCosineConfig(ScheduleConfig):
 
     def __post_init__(self) -> None:
         self._unit_interval("warmup")
-        self._non_negative("init_factor", "end_factor")
+        self._in("[0, 1]", "init_factor", why="the warmup starts at init_factor * optimizer.lr")
+        self._in("[0, 1]", "end_factor", why=END)
 
 
 @dataclass
@@ -75,7 +80,7 @@ class LinearScheduleConfig(ScheduleConfig):
     end_factor: float = MISSING
 
     def __post_init__(self) -> None:
-        self._non_negative("end_factor")
+        self._in("[0, 1]", "end_factor", why=END)
 
 
 @dataclass
@@ -85,7 +90,7 @@ class PolynomialConfig(ScheduleConfig):
 
     def __post_init__(self) -> None:
         self._positive("power")
-        self._non_negative("end_factor")
+        self._in("[0, 1]", "end_factor", why=END)
 
 
 @dataclass
@@ -96,7 +101,12 @@ class OneCycleConfig(ScheduleConfig):
 
     def __post_init__(self) -> None:
         self._unit_interval("pct_start")
-        self._positive("div_factor", "final_div_factor")
+        self._at_least("div_factor", low=1, why="the cycle starts at optimizer.lr / div_factor")
+        self._at_least(
+            "final_div_factor",
+            low=1,
+            why="the cycle ends at optimizer.lr / (div_factor * final_div_factor)",
+        )
 
 
 @dataclass
@@ -114,7 +124,8 @@ class ReduceOnPlateauConfig(ScheduleConfig):
         if not 0 < self.factor < 1:
             self._fail("factor", "must be in (0, 1)")
         self._positive("patience")
-        self._non_negative("rtol", "atol", "cooldown", "min_scale")
+        self._non_negative("rtol", "atol", "cooldown")
+        self._in("[0, 1]", "min_scale", why="the LR never goes below min_scale * optimizer.lr")
         if self.rtol > 1:
             self._fail("rtol", "must be <= 1")
         if self.rtol == 0 and self.atol == 0:

@@ -17,6 +17,16 @@ class DType(enum.Enum):
     float64 = "float64"
 
 
+class ComputeDType(enum.Enum):
+    """What the model computes in (``train.compute_dtype``; README "Mixed precision"):
+    activations, matmuls, convolutions. Parameters, optimizer state and the LR stay in
+    ``train.dtype``; the loss, softmax and BatchNorm statistics in float32 at least."""
+
+    float32 = "float32"
+    bfloat16 = "bfloat16"
+    float16 = "float16"  # with dynamic loss scaling (lrbench.optim.loss_scale)
+
+
 class Loop(enum.Enum):
     """How the steps of an epoch are compiled (README "Loop strategies, by measurement")."""
 
@@ -31,6 +41,13 @@ class Device(enum.Enum):
     cpu = "cpu"
     gpu = "gpu"
     tpu = "tpu"
+
+
+class WhenDone(enum.Enum):
+    """What becomes of a run's checkpoints once it has finished (completed or diverged)."""
+
+    keep = "keep"
+    delete = "delete"
 
 
 class Ramp(enum.Enum):
@@ -82,11 +99,13 @@ class TrainConfig(Checked):
     eval_batch_size: int = MISSING
     log_every: int = MISSING
     dtype: DType = MISSING
+    compute_dtype: ComputeDType | None = None  # None: train.dtype
     loop: Loop = MISSING
     unroll: int = MISSING
     checkpoint_every: int = MISSING  # epochs; 0: not by count
     checkpoint_interval_s: float = MISSING  # seconds; 0: not by time
     keep_checkpoints: int = MISSING
+    checkpoints_when_done: WhenDone = WhenDone.keep
 
     def __post_init__(self) -> None:
         self._positive("epochs", "batch_size", "eval_every", "eval_batch_size", "log_every")

@@ -18,7 +18,8 @@ class CNN(nn.Module):
     batch_norm: bool = False
     dropout: float = 0.0
     pool: bool = True
-    dtype: jnp.dtype = jnp.float32
+    dtype: jnp.dtype = jnp.float32  # computation (train.compute_dtype)
+    param_dtype: jnp.dtype = jnp.float32  # parameters (train.dtype)
 
     @nn.compact
     def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
@@ -28,7 +29,7 @@ class CNN(nn.Module):
                 features,
                 (self.kernel_size, self.kernel_size),
                 dtype=self.dtype,
-                param_dtype=self.dtype,
+                param_dtype=self.param_dtype,
             )(x)
             x = normalize_activate(
                 x,
@@ -36,6 +37,7 @@ class CNN(nn.Module):
                 activation=self.activation,
                 batch_norm=self.batch_norm,
                 dtype=self.dtype,
+                param_dtype=self.param_dtype,
             )
             if self.pool and min(x.shape[1:3]) >= 2:
                 x = nn.max_pool(x, (2, 2), strides=(2, 2))
@@ -48,5 +50,6 @@ class CNN(nn.Module):
             batch_norm=self.batch_norm,
             dropout=self.dropout,
             dtype=self.dtype,
+            param_dtype=self.param_dtype,
         )
-        return nn.Dense(self.n_outputs, dtype=self.dtype, param_dtype=self.dtype)(x)
+        return nn.Dense(self.n_outputs, dtype=self.dtype, param_dtype=self.param_dtype)(x)

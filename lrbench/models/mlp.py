@@ -14,7 +14,8 @@ class MLP(nn.Module):
     activation: str = "relu"
     batch_norm: bool = False
     dropout: float = 0.0
-    dtype: jnp.dtype = jnp.float32
+    dtype: jnp.dtype = jnp.float32  # computation (train.compute_dtype)
+    param_dtype: jnp.dtype = jnp.float32  # parameters (train.dtype)
 
     @nn.compact
     def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
@@ -27,5 +28,6 @@ class MLP(nn.Module):
             batch_norm=self.batch_norm,
             dropout=self.dropout,
             dtype=self.dtype,
+            param_dtype=self.param_dtype,
         )
-        return nn.Dense(self.n_outputs, dtype=self.dtype, param_dtype=self.dtype)(x)
+        return nn.Dense(self.n_outputs, dtype=self.dtype, param_dtype=self.param_dtype)(x)

@@ -22,7 +22,8 @@ class BasicBlock(nn.Module):
     features: int
     stride: int
     batch_norm: bool
-    dtype: jnp.dtype
+    dtype: jnp.dtype  # computation (train.compute_dtype)
+    param_dtype: jnp.dtype  # parameters (train.dtype)
 
     @nn.compact
     def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
@@ -42,9 +43,11 @@ class BasicBlock(nn.Module):
             use_bias=not self.batch_norm,
             kernel_init=HE_NORMAL,
             dtype=self.dtype,
-            param_dtype=self.dtype,
+            param_dtype=self.param_dtype,
         )(x)
-        return batch_normalize(x, train=train, dtype=self.dtype) if self.batch_norm else x
+        if not self.batch_norm:
+            return x
+        return batch_normalize(x, train=train, dtype=self.dtype, param_dtype=self.param_dtype)
 
 
 class ResNet(nn.Module):
@@ -53,7 +56,8 @@ class ResNet(nn.Module):
     width: int
     n_outputs: int
     batch_norm: bool = True
-    dtype: jnp.dtype = jnp.float32
+    dtype: jnp.dtype = jnp.float32  # computation (train.compute_dtype)
+    param_dtype: jnp.dtype = jnp.float32  # parameters (train.dtype)
 
     @nn.compact
     def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
@@ -64,14 +68,17 @@ class ResNet(nn.Module):
             use_bias=not self.batch_norm,
             kernel_init=HE_NORMAL,
             dtype=self.dtype,
-            param_dtype=self.dtype,
+            param_dtype=self.param_dtype,
         )(x)
         if self.batch_norm:
-            x = batch_normalize(x, train=train, dtype=self.dtype)
+            x = batch_normalize(x, train=train, dtype=self.dtype, param_dtype=self.param_dtype)
         x = nn.relu(x)
         for stage, n_blocks in enumerate(self.stage_blocks):
             for block in range(n_blocks):
                 stride = 2 if stage > 0 and block == 0 else 1
-                x = BasicBlock(self.width * 2**stage, stride, self.batch_norm, self.dtype)(x, train)
+                block_features = self.width * 2**stage
+                x = BasicBlock(
+                    block_features, stride, self.batch_norm, self.dtype, self.param_dtype
+                )(x, train)
         x = x.mean(axis=(1, 2))
-        return nn.Dense(self.n_outputs, dtype=self.dtype, param_dtype=self.dtype)(x)
+        return nn.Dense(self.n_outputs, dtype=self.dtype, param_dtype=self.param_dtype)(x)

@@ -4,12 +4,17 @@ one compiled program (``jax.vmap`` over train state and hyperparameters).
 Each member writes its own run directory ``<sweep dir>/<member>/`` with the files of a
 single run. A member whose loss stops being finite is marked diverged and its records stop;
 its lane keeps computing (vmap lanes cannot be removed from a compiled program) but never
-touches the others.
+touches the others. Chunks of members checkpoint like single runs
+(``<sweep dir>/checkpoints/chunk-<first member>/``), and ``resume=<sweep dir>`` goes on
+where a killed sweep stopped: finished chunks are kept, the chunk in progress goes on from
+its checkpoint.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
 import time
 from pathlib import Path
 
@@ -18,38 +23,115 @@ import jax.numpy as jnp
 import numpy as np
 
 from lrbench.config import Config
-from lrbench.runs import RunDir
+from lrbench.errors import ConfigError
+from lrbench.flat_config import flatten
+from lrbench.runs import RunDir, read_config
+from lrbench.summary import COMPLETED, DIVERGED, read_summary
 from lrbench.sweep import member_dir
 from lrbench.sweep.index import SweepIndex
 from lrbench.sweep.members import Member, expand
-from lrbench.train.epochs import run_epochs
+from lrbench.train import distributed, session
+from lrbench.train.checkpoint import FOLDER, CheckpointError, Checkpoints
+from lrbench.train.interrupt import Interrupted
 from lrbench.train.program import build_program, initial_states
 from lrbench.train.recorder import Recorder
-from lrbench.train.report import run_summary, timing
+from lrbench.train.report import run_summary
+from lrbench.train.resume import FREE
+from lrbench.train.session import StartPoint
 from lrbench.train.setup import Setup, prepared, run_keys
+from lrbench.train.sharding import MEMBERS
+from lrbench.train.tracks import Lanes
 
 log = logging.getLogger("lrbench")
+FINISHED = (COMPLETED, DIVERGED)
 
 
-def run_vmap_sweep(cfg: Config, config_record: dict, out_dir: Path) -> list[dict]:
-    """Train every member (in chunks of sweep.max_members); return their summaries."""
+def run_vmap_sweep(
+    cfg: Config, config_record: dict, out_dir: Path, *, resume: bool = False
+) -> list[dict]:
+    """Train every member (in chunks of sweep.max_members); return their summaries.
+    ``resume``: ``out_dir`` holds this sweep, stopped; it goes on."""
     members = expand(cfg, config_record)
-    with prepared(members[0].config) as setup:
+    size = cfg.sweep.max_members
+    chunks = [members[first : first + size] for first in range(0, len(members), size)]
+    if resume:
+        _check_same_sweep(out_dir, members)
+    with prepared(members[0].config) as setup, distributed.own_dir(out_dir) as out_dir:
+        _check_split(setup, len(members), size)
         index = SweepIndex(out_dir)
         summaries = []
-        size = cfg.sweep.max_members
-        for first in range(0, len(members), size):
-            chunk = members[first : first + size]
-            for member, summary in zip(chunk, _train_chunk(chunk, setup, out_dir), strict=True):
-                index.append(
-                    member.index, member_dir(out_dir, member.index), member.values, summary
-                )
+        for chunk in chunks:
+            done = [read_summary(member_dir(out_dir, m.index)) for m in chunk] if resume else []
+            if done and all(s is not None and s.get("status") in FINISHED for s in done):
+                summaries += done  # finished before the sweep stopped
+                continue
+            trained = _train_chunk(chunk, setup, out_dir, resume=resume)
+            for member, summary in zip(chunk, trained, strict=True):
+                run_dir = member_dir(out_dir, member.index)
+                index.append(member.index, run_dir, member.values, summary)
                 summaries.append(summary)
     return summaries
 
 
-def _train_chunk(chunk: list[Member], setup: Setup, out_dir: Path) -> list[dict]:
+def _check_same_sweep(out_dir: Path, members: list[Member]) -> None:
+    """A resumed sweep is the one in ``out_dir``: each member's config.yaml equals the new
+    expansion's (but for the keys that change no number)."""
+    for member in members:
+        path = member_dir(out_dir, member.index)
+        try:
+            then = flatten(read_config(path))
+        except OSError:
+            raise ConfigError(
+                "resume", str(out_dir), f"no member {member.index} of this sweep in it"
+            ) from None
+        now = flatten(member.record)
+        differ = [
+            f"{k} (run: {then.get(k, '<absent>')}, now: {now.get(k, '<absent>')})"
+            for k in dict.fromkeys([*then, *now])
+            if k not in FREE and then.get(k) != now.get(k)
+        ]
+        if differ:
+            raise ConfigError(
+                "resume",
+                str(out_dir),
+                f"member {member.index} differs from the sweep's in {', '.join(differ)}: "
+                "give the sweep's overrides again",
+            )
+
+
+def _check_split(setup: Setup, n_members: int, chunk: int) -> None:
+    """Every chunk's members split evenly over the mesh's member groups (bad input first)."""
+    groups = 1 if setup.mesh is None else setup.mesh.shape[MEMBERS]
+    sizes = {min(chunk, n_members - first) for first in range(0, n_members, chunk)}
+    if any(size % groups for size in sizes):
+        raise ConfigError(
+            "mesh.members",
+            groups,
+            f"the sweep's {n_members} members (in chunks of sweep.max_members={chunk}) must "
+            f"split evenly over {groups} device groups",
+        )
+
+
+def _files_fit(out_dir: Path, chunk: list[Member]):
+    """A chunk's checkpoint is usable when each member's files hold its bytes then."""
+
+    def problem(progress: dict) -> str | None:
+        for member, kept in zip(chunk, progress["members"], strict=True):
+            for name, size in kept["files"].items():
+                file = member_dir(out_dir, member.index) / name
+                have = file.stat().st_size if file.exists() else 0
+                if have < size:
+                    return (
+                        f"{member.index}/{name} has {have} bytes, fewer than the {size} it had then"
+                    )
+        return None
+
+    return problem
+
+
+def _train_chunk(chunk: list[Member], setup: Setup, out_dir: Path, *, resume: bool) -> list[dict]:
     start = time.perf_counter()
+    cfg, plan = setup.cfg, setup.plan
     keys = [run_keys(member.config.seed) for member in chunk]
     hyperparams = {
         key.split(".", 1)[1]: np.array([member.values[key] for member in chunk])
@@ -58,46 +140,66 @@ def _train_chunk(chunk: list[Member], setup: Setup, out_dir: Path) -> list[dict]
     }
     states = initial_states(setup, jnp.stack([k for k, _ in keys]), hyperparams)
     program = build_program(setup, jnp.stack([k for _, k in keys]), members=True)
-    plan = setup.plan
+    checkpoints = Checkpoints(
+        out_dir, cfg.train.keep_checkpoints, f"{FOLDER}/chunk-{chunk[0].index}"
+    )
+    restored = None
+    if resume:
+        # none usable: the chunk starts over (its members' files with it)
+        with contextlib.suppress(CheckpointError):
+            restored = checkpoints.restore(states, _files_fit(out_dir, chunk))
     recorders = []
-    for member in chunk:
+    for k, member in enumerate(chunk):
         run_dir = RunDir(member_dir(out_dir, member.index))
-        run_dir.write_config(member.record)
+        if restored is None:
+            run_dir.start_over()
+            run_dir.write_config(member.record)
+        else:
+            run_dir.resume(member.record, restored.progress["members"][k]["files"], restored.step)
         recorders.append(Recorder(run_dir, plan.steps_per_epoch, plan.log_every))
-    setup_s = time.perf_counter() - start
-
-    def record(metrics, evaluation, elapsed_s: float) -> bool:
-        """Each live member records its lane; stop when none is left."""
-        for k, recorder in enumerate(recorders):
-            if recorder.diverged_at is None:
-                lane = jax.tree.map(lambda a, k=k: a[k], (metrics, evaluation))
-                recorder.record(*lane, elapsed_s)
-        return all(recorder.diverged_at is not None for recorder in recorders)
-
-    loop_started_unix = time.time()
-    states, loop_s = run_epochs(states, program, plan, record=record)
+    if restored is not None:
+        states = setup.layout(members=True).place(restored.state)
+        log.info(
+            "resuming members %d-%d from step %d", chunk[0].index, chunk[-1].index, restored.step
+        )
+    else:
+        checkpoints.clear()
+    start_point = StartPoint(start, states, checkpoints, restored, resumed=restored is not None)
+    try:
+        trained = session.train(setup, program, Lanes(recorders), start_point)
+    finally:
+        checkpoints.close()
     summaries = []
     for k, (member, recorder) in enumerate(zip(chunk, recorders, strict=True)):
-        times = timing(
-            start=start,
-            setup_s=setup_s,
-            compile_s=program.compile_s,
-            loop_s=loop_s,
-            steps=recorder.steps_done,
-            load_s=setup.load_s,
-        )
+        first = trained.resumed_from[-1] if trained.resumed_from else 0
+        times = trained.times(recorder.steps_done, min(first, recorder.steps_done))
+        # Each member's share of the program's time: steps_per_s is then comparable with a
+        # single run's (the program advances every member one step at a time).
+        times["program_steps_per_s"] = times["steps_per_s"]
+        times["steps_per_s"] = round(times["steps_per_s"] * len(chunk), 2)
         summary = run_summary(
             recorder=recorder,
             plan=plan,
             times=times,
             loop=program.loop,
-            loop_started_unix=loop_started_unix,
+            loop_started_unix=trained.loop_started_unix,
             setup=setup,
-            params=jax.tree.map(lambda a, k=k: a[k], states.params),
+            params=jax.tree.map(lambda a, k=k: a[k], trained.state.params),
             sweep={"member": member.index, "members": len(chunk), "values": member.values},
         )
+        if trained.resumed_from:
+            summary["resumed_from"] = trained.resumed_from
+        if trained.interrupted_by is not None:
+            summary |= {"status": "interrupted", "interrupted_by": trained.interrupted_by}
         recorder.run_dir.write_summary(summary)
         recorder.run_dir.close()
         summaries.append(summary)
-    log.info("vmap sweep chunk of %d members done in %.2fs", len(chunk), loop_s)
+    log.info("vmap sweep chunk of %d members done in %.2fs", len(chunk), trained.loop_s)
+    if trained.interrupted_by is not None:
+        raise Interrupted(
+            signal.Signals[trained.interrupted_by],
+            f"interrupted by {trained.interrupted_by} at step {Lanes(recorders).steps_done} of "
+            f"{plan.total_steps}, checkpoint written: go on with the same command and "
+            f"resume={out_dir}",
+        )
     return summaries

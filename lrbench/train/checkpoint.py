@@ -14,6 +14,13 @@ reading (measured: a zeroed block in an array file restores silently as other nu
 hence the digest; a checkpoint that cannot be read, or does not match, gives way to the one
 before it. orbax is imported only when a checkpoint is written or read: ~1.5 s of imports
 the default run (which writes none) does not pay.
+
+Before any array is read, the checkpoint's stored tree (every leaf's path, shape and dtype,
+from its metadata) is compared with the state this run builds: another model, dataset
+shape, optimizer or dtype is ``StateMismatch``, not a damaged checkpoint. Checked first
+because orbax reads a checkpoint's arrays concurrently: a read that fails on a shape leaves
+the others abandoned, and Python reports each of them (tracebacks of "Event loop is
+closed", a different number each time) after our one line.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ import numpy as np
 
 from lrbench import faults
 from lrbench.quiet import quiet_logger
+from lrbench.train.sharding import Layout
 from lrbench.train.state import TrainState
 
 FOLDER = "checkpoints"
@@ -73,8 +81,9 @@ class Restored:
 
 
 class Checkpoints:
-    def __init__(self, run_dir: Path, keep: int) -> None:
-        self.path = Path(run_dir) / FOLDER
+    def __init__(self, run_dir: Path, keep: int, folder: str = FOLDER) -> None:
+        """``folder``: under ``run_dir`` (a vmap sweep keeps one per chunk of members)."""
+        self.path = Path(run_dir) / folder
         self.keep = keep
         self._manager = None
 
@@ -104,7 +113,7 @@ class Checkpoints:
     def save(self, step: int, state: TrainState, progress: dict) -> None:
         """Start writing (returns once the state is in host memory)."""
         manager = self._open()
-        host = jax.device_get(_key_data(state))
+        host = Layout.to_host(_key_data(state))
         progress = dict(progress, state_sha256=digest(host))
         args = self._ocp.args.Composite(
             state=self._ocp.args.StandardSave(host), progress=self._ocp.args.JsonSave(progress)
@@ -118,7 +127,9 @@ class Checkpoints:
         """The newest checkpoint that reads back whole and that ``usable(progress)`` accepts
         (None: yes, else the reason); newer ones are removed, as a resumed run writes those
         steps again. None when there is no checkpoint; ``CheckpointError`` (naming each
-        one's problem) when none can be used."""
+        one's problem) when none can be used; ``StateMismatch`` when the newest checkpoint
+        whose metadata reads holds a state of another structure, shapes or dtypes than
+        ``template`` (this run's): no array of it is read."""
         if not self.steps():
             return None
         problems = []
@@ -127,8 +138,13 @@ class Checkpoints:
                 with quiet_logger(
                     "absl", logging.CRITICAL
                 ):  # its own complaint would be a second line: ours says it
+                    difference = self.mismatch(step, template)
+                    if difference is not None:
+                        raise StateMismatch(step, difference)
                     restored = self.read(step, template)
                 problem = usable(restored.progress)
+            except StateMismatch:
+                raise
             except Exception as error:  # any failure to read is a damaged checkpoint
                 text = str(error).split(" See full TensorStore details")[0]  # then its spec
                 problem = f"{type(error).__name__}: {' '.join(text.split())[:200]}"
@@ -140,6 +156,19 @@ class Checkpoints:
             _collect_abandoned_reads()
             problems.append(f"{FOLDER}/{step}: {problem}")
         raise CheckpointError("; ".join(problems))
+
+    def mismatch(self, step: int, template: TrainState) -> str | None:
+        """How checkpoint ``step``'s stored tree differs from ``template``'s (None: it does
+        not), from its metadata alone: leaf paths, shapes and dtypes."""
+        import orbax.checkpoint as ocp
+
+        handler = ocp.StandardCheckpointHandler()
+        try:
+            stored = _layout(handler.metadata(self.path.absolute() / str(step) / "state").tree)
+        finally:
+            handler.close()
+        wanted = _layout(_key_data(template))
+        return None if stored == wanted else _difference(stored, wanted)
 
     def read(self, step: int, template: TrainState) -> Restored:
         """Checkpoint ``step`` into ``template``'s structure; raises if it reads back wrong."""
@@ -162,17 +191,70 @@ class Checkpoints:
             self._manager = None
 
 
+def _layout(tree) -> dict[str, tuple[tuple[int, ...], str]]:
+    """Leaf path (``opt_state.0.0.mu.Dense_0.kernel``, as orbax stores the tree) -> (shape,
+    dtype): the same for a state and for a checkpoint's metadata of that state."""
+    return {
+        jax.tree_util.keystr(path, simple=True, separator="."): (
+            tuple(leaf.shape),
+            str(np.dtype(leaf.dtype)),
+        )
+        for path, leaf in jax.tree_util.tree_leaves_with_path(tree)
+    }
+
+
+def _difference(stored: dict, wanted: dict, shown: int = 2) -> str:
+    """The first differing leaves, for people: ``params.Dense_0.kernel: (64, 256) float32
+    in the checkpoint, (64, 32) float32 now``."""
+
+    def text(entry) -> str:
+        return "absent" if entry is None else f"{entry[0]} {entry[1]}"
+
+    differ = [k for k in dict.fromkeys([*stored, *wanted]) if stored.get(k) != wanted.get(k)]
+    parts = [
+        f"{k}: {text(stored.get(k))} in the checkpoint, {text(wanted.get(k))} now"
+        for k in differ[:shown]
+    ]
+    more = len(differ) - shown
+    return "; ".join(parts) + (f"; {more} more" if more > 0 else "")
+
+
 def _collect_abandoned_reads() -> None:
     """orbax reads a checkpoint's arrays concurrently; when one read fails, the others are
-    dropped unawaited, and Python reports each ("exception ignored") whenever it collects
-    them, in the middle of later output. Collected here, unreported: the failure is ours to
-    report."""
-    hook, sys.unraisablehook = sys.unraisablehook, lambda unraisable: None
-    try:
-        gc.collect()
-    finally:
-        sys.unraisablehook = hook
+    abandoned, and Python reports each of them (in tensorstore's threads or at any later
+    collection, up to the process's exit, a different number each time): "Event loop is
+    closed" when an abandoned read completes on orbax's closed event loop, "exception
+    ignored" when its coroutine is collected. The failure is ours to report (one line): from
+    the first failed read on, those two are not reported; any other goes to the hook there
+    was. Collected here once too."""
+    if not getattr(sys.unraisablehook, "_lrbench_quiet", False):
+        sys.unraisablehook = _quiet_abandoned_reads(sys.unraisablehook)
+    gc.collect()
+
+
+def _quiet_abandoned_reads(hook):
+    def quiet(unraisable) -> None:
+        source = getattr(getattr(unraisable.object, "cr_code", None), "co_filename", "")
+        abandoned = "orbax" in source or (
+            isinstance(unraisable.exc_value, RuntimeError)
+            and str(unraisable.exc_value) == "Event loop is closed"
+        )
+        if not abandoned:
+            hook(unraisable)
+
+    quiet._lrbench_quiet = True
+    return quiet
 
 
 class CheckpointError(Exception):
     """No checkpoint of the run could be used (the message names each one's problem)."""
+
+
+class StateMismatch(Exception):
+    """The checkpoint holds a state of another structure, shapes or dtypes than the run's
+    (another model, dataset shape, optimizer or dtype): not damage, a change it cannot
+    take. The message names the first differing leaves."""
+
+    def __init__(self, step: int, difference: str) -> None:
+        super().__init__(f"{FOLDER}/{step}: {difference}")
+        self.step, self.difference = step, difference

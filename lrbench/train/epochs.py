@@ -10,6 +10,7 @@ import jax
 
 from lrbench import faults
 from lrbench.train.plan import Plan
+from lrbench.train.sharding import Layout
 
 if TYPE_CHECKING:
     from lrbench.train.program import Program
@@ -101,7 +102,7 @@ class _Fetcher:
 
     def __call__(self, pending: list) -> bool:
         """True: stop (a record asked to)."""
-        fetched = jax.device_get([(metrics, evaluation) for _, metrics, evaluation in pending])
+        fetched = Layout.to_host([(metrics, evaluation) for _, metrics, evaluation in pending])
         now = time.perf_counter() - self.start
         total = sum(steps for steps, _, _ in pending)
         done = 0

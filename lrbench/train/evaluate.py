@@ -13,6 +13,7 @@ import numpy as np
 from lrbench.data.dataset import model_input
 from lrbench.train.executables import Executables
 from lrbench.train.objective import correct, cross_entropy
+from lrbench.train.sharding import ONE_DEVICE, Layout
 from lrbench.train.state import TrainState
 
 
@@ -46,8 +47,8 @@ def pad_split(x: np.ndarray, y: np.ndarray, batch_size: int, dtype) -> PaddedSpl
 class Evaluator(Executables):
     """Evaluates several splits (val, test) in one compiled program: one dispatch."""
 
-    def __init__(self, model: nn.Module, members: bool = False, eval_params=None) -> None:
-        """``members``: the state has a leading axis of sweep members (vmapped);
+    def __init__(self, model: nn.Module, layout: Layout = ONE_DEVICE, eval_params=None) -> None:
+        """``layout.members``: the state has a leading axis of sweep members (vmapped);
         ``eval_params``: see ``make_evaluate``."""
         super().__init__()
         evaluate = make_evaluate(model, eval_params)
@@ -55,7 +56,7 @@ class Evaluator(Executables):
         def evaluate_splits(state, splits):
             return {name: evaluate(state, split) for name, split in splits.items()}
 
-        self._jitted = jax.jit(jax.vmap(evaluate_splits, (0, None)) if members else evaluate_splits)
+        self._jitted = jax.jit(layout.over_members(evaluate_splits, (0, None)))
 
     def __call__(self, state: TrainState, splits: dict[str, PaddedSplit]) -> dict[str, EvalMetrics]:
         key = tuple((name, split.x.shape, split.x.dtype) for name, split in splits.items())

@@ -1,4 +1,9 @@
-"""Loss and accuracy: sigmoid cross-entropy for one logit, softmax cross-entropy otherwise."""
+"""Loss and accuracy: sigmoid cross-entropy for one logit, softmax cross-entropy otherwise.
+
+Half-precision logits (``train.compute_dtype``) are cast to float32 first, so the softmax,
+the loss, its gradient's first step and every sum over examples are float32; float32 and
+float64 logits are used as they are.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,14 @@ import jax.numpy as jnp
 import optax
 
 
+def at_least_float32(logits: jnp.ndarray) -> jnp.ndarray:
+    dtype = jnp.promote_types(logits.dtype, jnp.float32)
+    return logits if logits.dtype == dtype else logits.astype(dtype)
+
+
 def cross_entropy(logits: jnp.ndarray, labels: jnp.ndarray) -> jnp.ndarray:
     """Per-example loss."""
+    logits = at_least_float32(logits)
     if logits.shape[-1] == 1:
         return optax.sigmoid_binary_cross_entropy(logits[:, 0], labels.astype(logits.dtype))
     return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
@@ -15,6 +26,7 @@ def cross_entropy(logits: jnp.ndarray, labels: jnp.ndarray) -> jnp.ndarray:
 
 def correct(logits: jnp.ndarray, labels: jnp.ndarray) -> jnp.ndarray:
     """Per-example 1.0 where the prediction is right."""
+    logits = at_least_float32(logits)
     predicted = (
         (logits[:, 0] > 0).astype(labels.dtype)
         if logits.shape[-1] == 1

@@ -14,7 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from lrbench import data, models, optim
@@ -45,17 +44,15 @@ class Program:
 
 def build_program(setup: Setup, data_keys: jax.Array, *, members: bool = False) -> Program:
     """``data_keys``: the data-order key (``run_keys``), or one per member (``members``)."""
-    cfg = setup.cfg
+    cfg, layout = setup.cfg, setup.layout(members)
     runner, loop = build_runner(setup, data_keys, members=members)
     observer = optim.validation_observer(cfg.schedule, setup.dtype)
     return Program(
         runner=runner,
         loop=f"vmap/{loop}" if members else loop,
-        evaluate=Evaluator(
-            setup.model, members=members, eval_params=optim.eval_params(cfg.optimizer)
-        ),
-        feedback=None if observer is None else ValidationFeedback(observer, members=members),
-        splits=eval_splits(setup),
+        evaluate=Evaluator(setup.model, layout, eval_params=optim.eval_params(cfg.optimizer)),
+        feedback=None if observer is None else ValidationFeedback(observer, layout),
+        splits=layout.replicated(eval_splits(setup)),
     )
 
 
@@ -63,7 +60,8 @@ def build_runner(
     setup: Setup, data_keys: jax.Array, *, members: bool = False
 ) -> tuple[EpochRunner, str]:
     """The epoch runner for this config and backend, and the loop strategy's name."""
-    cfg, dataset = setup.cfg, setup.dataset
+    cfg, dataset, layout = setup.cfg, setup.dataset, setup.layout(members)
+    data_keys = layout.place(data_keys)
     loop = resolve_loop(cfg.train.loop, models.is_convolutional(cfg.model), setup.device.platform)
     step = make_train_step(setup.model, setup.tx)
     if not setup.train_on_device:
@@ -78,10 +76,12 @@ def build_runner(
             batch_size=setup.plan.batch_size,
             unroll=cfg.train.unroll,
             max_device_bytes=cfg.dataset.max_device_bytes,
+            layout=layout,
         )
         return runner, f"stream/{loop.value}"
-    x_train = jnp.asarray(data.model_input(dataset.x_train, setup.dtype))
-    y_train = jnp.asarray(dataset.y_train)
+    x_train, y_train = layout.replicated(
+        (data.model_input(dataset.x_train, setup.dtype), dataset.y_train)
+    )
     if optim.is_full_batch(cfg.optimizer):
         step = make_lbfgs_step(setup.model, setup.tx, cfg.optimizer.weight_decay)
         return FullBatchEpochs(step, x_train, y_train), "full_batch"
@@ -93,7 +93,7 @@ def build_runner(
         data_key=data_keys,
         batch_size=setup.plan.batch_size,
         unroll=cfg.train.unroll,
-        members=members,
+        layout=layout,
     )
     return runner, loop.value
 
@@ -116,4 +116,4 @@ def initial_states(
     states = jax.jit(jax.vmap(init))(init_keys)
     if hyperparams:
         states = states.replace(opt_state=with_hyperparams(states.opt_state, hyperparams))
-    return states
+    return setup.layout(members=True).place(states)

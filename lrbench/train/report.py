@@ -57,12 +57,16 @@ def versions() -> dict[str, str]:
 
 
 def environment(setup: Setup, params) -> dict:
+    layout = setup.layout().shape
     return {
         "n_params": count_params(params),
         "n_train": setup.dataset.n_train,
         "versions": versions(),
         "backend": setup.device.platform,
         "device": str(setup.device.device_kind),
+        "devices": 1 if layout is None else layout["members"] * layout["data"],
+        "processes": jax.process_count(),
+        "mesh": layout,
     }
 
 

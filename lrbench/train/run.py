@@ -7,7 +7,7 @@ import logging
 import signal
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
 
@@ -15,16 +15,17 @@ from lrbench.config import Config, OptimizerConfig
 from lrbench.errors import ConfigError
 from lrbench.optim.resumed_values import apply_resume_changes
 from lrbench.runs import RunDir
-from lrbench.train.boundary import EpochBoundary
-from lrbench.train.checkpoint import CheckpointError, Checkpoints, Restored
-from lrbench.train.epochs import run_epochs
-from lrbench.train.interrupt import Interrupted, stop_on_signals
+from lrbench.train import distributed, session
+from lrbench.train.checkpoint import CheckpointError, Checkpoints, Restored, StateMismatch
+from lrbench.train.interrupt import Interrupted
 from lrbench.train.program import build_program
 from lrbench.train.recorder import Recorder
-from lrbench.train.report import TIMES, carry_timing, run_summary, timing
+from lrbench.train.report import run_summary
 from lrbench.train.resume import Resume, files_fit, log_into
+from lrbench.train.session import StartPoint
 from lrbench.train.setup import Setup, prepared, run_keys
 from lrbench.train.state import TrainState, create_state
+from lrbench.train.tracks import OneRun
 
 log = logging.getLogger("lrbench")
 
@@ -56,7 +57,13 @@ def run(
     stopped; it goes on from its newest usable checkpoint. SIGTERM/SIGINT end the run at the
     end of an epoch with a checkpoint, status ``interrupted`` and ``Interrupted``.
     """
-    with prepared(cfg) as setup:
+    if cfg.mesh.members != 1:  # (a sweep member's config keeps its sweep's mesh)
+        raise ConfigError(
+            "mesh.members",
+            cfg.mesh.members,
+            "splits the members of a sweep: only with sweep=vmap (mesh=data for one run)",
+        )
+    with prepared(cfg) as setup, distributed.own_dir(out_dir) as out_dir:
         start = time.perf_counter()
         init_key, _ = run_keys(cfg.seed)
         state = create_state(
@@ -68,6 +75,7 @@ def run(
         run_dir = _open_run_dir(out_dir, config_record, checkpoints, resume, restored)
         if restored is not None:
             state = restored.state
+        state = setup.layout().place(state)
         start_point = StartPoint(start, state, checkpoints, restored, resumed=resume is not None)
         try:
             summary = _train(setup, run_dir, quiet, start_point)
@@ -102,6 +110,9 @@ def _restore(
         if restored is None or not resume.changes:
             return restored
         opt_state = apply_resume_changes(restored.state.opt_state, resume.changes, optimizer)
+    except StateMismatch as error:  # another model, data shape, optimizer, dtype: name it
+        checkpoints.close()
+        raise resume.cannot_take(error) from None
     except CheckpointError as error:
         checkpoints.close()
         raise ConfigError(
@@ -137,87 +148,30 @@ def _open_run_dir(
     return run_dir
 
 
-@dataclass(frozen=True)
-class StartPoint:
-    """Where training starts: step 0, or a checkpoint of the run (``restored``)."""
-
-    start: float  # time.perf_counter() when building began: setup_s counts from here
-    state: TrainState  # the initial state, or the checkpoint's
-    checkpoints: Checkpoints
-    restored: Restored | None = None
-    resumed: bool = False  # a stopped run going on (from step 0 when it has no checkpoint)
-
-
 def _train(setup: Setup, run_dir: RunDir, quiet: bool, start_point: StartPoint) -> dict:
-    cfg, plan = setup.cfg, setup.plan
-    _, data_key = run_keys(cfg.seed)
+    plan = setup.plan
+    _, data_key = run_keys(setup.cfg.seed)
     program = build_program(setup, data_key)
-    before = {} if start_point.restored is None else start_point.restored.progress
-    first_epoch = before.get("epochs_done", 0)
-    progress = _progress_bar(plan.n_epochs, quiet, first_epoch)
+    progress = _progress_bar(plan.n_epochs, quiet, start_point.progress.get("epochs_done", 0))
     recorder = Recorder(run_dir, plan.steps_per_epoch, plan.log_every, progress)
-    if start_point.restored is not None:
-        recorder.restore(before["recorder"])
-    first_step = recorder.steps_done
-    resumed_from = [*before.get("resumed_from", []), first_step] if start_point.resumed else []
-    setup_s = time.perf_counter() - start_point.start
-
-    def times(loop_s: float) -> dict:
-        now = timing(
-            start=start_point.start,
-            setup_s=setup_s,
-            compile_s=program.compile_s,
-            loop_s=loop_s,
-            steps=recorder.steps_done - first_step,
-            load_s=setup.load_s,
-        )
-        return carry_timing(now, before.get("timing"), recorder.steps_done)
-
-    def save(state: TrainState, epochs_done: int) -> None:
-        start_point.checkpoints.save(
-            recorder.steps_done,
-            state,
-            {
-                "epochs_done": epochs_done,
-                "recorder": recorder.bookkeeping(),
-                "files": run_dir.file_sizes(),
-                "timing": {
-                    k: v for k, v in times(time.perf_counter() - loop_start).items() if k in TIMES
-                },
-                "resumed_from": resumed_from,
-            },
-        )
-
-    loop_started_unix = time.time()  # metrics.csv's elapsed_s counts from here
-    loop_start = time.perf_counter()
-    with stop_on_signals() as stop:
-        boundary = EpochBoundary(
-            cfg.train.checkpoint_every, cfg.train.checkpoint_interval_s, stop, save
-        )
-        state, loop_s = run_epochs(
-            start_point.state,
-            program,
-            plan,
-            record=recorder.record,
-            boundary=boundary,
-            first_epoch=first_epoch,
-        )
+    tracks = OneRun(recorder)
+    trained = session.train(setup, program, tracks, start_point)
     if progress is not None:
         progress.close()
-
+    first_step = trained.resumed_from[-1] if trained.resumed_from else 0
     summary = run_summary(
         recorder=recorder,
         plan=plan,
-        times=times(loop_s),
+        times=trained.times(recorder.steps_done, first_step),
         loop=program.loop,
-        loop_started_unix=loop_started_unix,
+        loop_started_unix=trained.loop_started_unix,
         setup=setup,
-        params=state.params,
+        params=trained.state.params,
     )
     if start_point.resumed:
-        summary["resumed_from"] = resumed_from
-    if boundary.stopped_after is not None:
-        summary |= {"status": "interrupted", "interrupted_by": stop.name}
+        summary["resumed_from"] = trained.resumed_from
+    if trained.interrupted_by is not None:
+        summary |= {"status": "interrupted", "interrupted_by": trained.interrupted_by}
     log.info("finished: %s", summary)
     return summary
 

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 
 from lrbench.config import Loop
 from lrbench.train.executables import Executables
+from lrbench.train.sharding import ONE_DEVICE, Layout
 from lrbench.train.state import TrainState
 from lrbench.train.step import StepMetrics, TrainStep
 
@@ -39,11 +40,6 @@ def sequential_rows(data_key: jax.Array, epoch: jax.Array, n: int, batch_size: i
     return jnp.arange(n_steps * batch_size).reshape(n_steps, batch_size)
 
 
-def over_members(fn, members: bool, in_axes):
-    """``fn`` vmapped over a leading member axis of the arguments marked 0 (sweeps), or as is."""
-    return jax.vmap(fn, in_axes=in_axes) if members else fn
-
-
 class ScanEpochs(Executables):
     def __init__(
         self,
@@ -53,7 +49,7 @@ class ScanEpochs(Executables):
         y,
         data_key,
         batch_size: int,
-        members: bool = False,
+        layout: Layout = ONE_DEVICE,
         order: RowOrder = batch_indices,
     ):
         super().__init__()
@@ -61,10 +57,11 @@ class ScanEpochs(Executables):
 
         def epoch_fn(state, x, y, data_key, epoch, *, n_steps):
             rows = order(data_key, epoch, y.shape[0], batch_size, n_steps)
-            return jax.lax.scan(lambda s, r: step(s, x[r], y[r]), state, rows)
+            return jax.lax.scan(lambda s, r: step(s, *layout.batch((x[r], y[r]))), state, rows)
 
         def program(state, x, y, data_key, epoch, n_steps):
-            fn = over_members(partial(epoch_fn, n_steps=n_steps), members, (0, None, None, 0, None))
+            in_axes = (0, None, None, 0, None)
+            fn = layout.over_members(partial(epoch_fn, n_steps=n_steps), in_axes)
             return fn(state, x, y, data_key, epoch)
 
         self._jitted = jax.jit(program, static_argnums=5, donate_argnums=0)
@@ -88,7 +85,7 @@ class BlockEpochs(Executables):
         data_key,
         batch_size: int,
         block: int,
-        members: bool = False,
+        layout: Layout = ONE_DEVICE,
         order: RowOrder = batch_indices,
     ):
         super().__init__()
@@ -98,7 +95,7 @@ class BlockEpochs(Executables):
             rows = jax.lax.dynamic_slice_in_dim(rows, start, size)
             metrics = []
             for i in range(size):  # unrolled at trace time: straight-line code
-                state, m = step(state, x[rows[i]], y[rows[i]])
+                state, m = step(state, *layout.batch((x[rows[i]], y[rows[i]])))
                 metrics.append(m)
             return state, jax.tree.map(lambda *ms: jnp.stack(ms), *metrics)
 
@@ -106,11 +103,11 @@ class BlockEpochs(Executables):
             return order(data_key, epoch, n, batch_size, n_steps)
 
         def block_program(state, x, y, rows, start, size):
-            fn = over_members(partial(block_fn, size=size), members, (0, None, None, 0, None))
+            fn = layout.over_members(partial(block_fn, size=size), (0, None, None, 0, None))
             return fn(state, x, y, rows, start)
 
         def rows_program(data_key, epoch, n_steps, n):
-            return over_members(partial(rows_fn, n_steps=n_steps, n=n), members, (0, None))(
+            return layout.over_members(partial(rows_fn, n_steps=n_steps, n=n), (0, None))(
                 data_key, epoch
             )
 
@@ -170,11 +167,12 @@ def make_epoch_runner(
     data_key,
     batch_size: int,
     unroll: int,
-    members: bool = False,
+    layout: Layout = ONE_DEVICE,
     order: RowOrder = batch_indices,
 ) -> ScanEpochs | BlockEpochs:
-    """``members``: the state and data_key carry a leading axis of sweep members (vmapped)."""
-    common = dict(x=x, y=y, data_key=data_key, batch_size=batch_size, members=members, order=order)
+    """``layout.members``: the state and data_key carry a leading axis of sweep members
+    (vmapped); ``layout.mesh``: where the arrays live (``lrbench.train.sharding``)."""
+    common = dict(x=x, y=y, data_key=data_key, batch_size=batch_size, layout=layout, order=order)
     if loop is Loop.scan:
         return ScanEpochs(step, **common)
     return BlockEpochs(step, block=1 if loop is Loop.step else unroll, **common)

@@ -15,11 +15,14 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
+from jax.sharding import Mesh
 
 from lrbench import data, models, optim
 from lrbench.config import Config, Device, DType, check_combination
 from lrbench.errors import ConfigError
+from lrbench.train import distributed
 from lrbench.train.plan import Plan, make_plan
+from lrbench.train.sharding import DATA, Layout, build_mesh
 from lrbench.train.stream import fits_on_device, train_bytes
 
 
@@ -34,15 +37,32 @@ def precision(dtype: DType):
         jax.config.update("jax_enable_x64", previous)
 
 
-def select_device(device: Device) -> jax.Device:
+def select_devices(device: Device) -> list[jax.Device]:
+    """The devices of the chosen backend, all processes' (the first is the run's device)."""
     if device is Device.auto:
-        return jax.devices()[0]
+        return jax.devices()
     try:
-        return jax.devices(device.value)[0]
+        return jax.devices(device.value)
     except RuntimeError:
         raise ConfigError(
             "device", device.value, f"not available here (backend: {jax.default_backend()})"
         ) from None
+
+
+def _mesh(cfg: Config, devices: list[jax.Device], plan: Plan) -> Mesh | None:
+    mesh = build_mesh(cfg.mesh, devices)
+    if mesh is None:
+        return None
+    if optim.is_full_batch(cfg.optimizer):
+        raise ConfigError("mesh", cfg.mesh.name, f"optimizer={cfg.optimizer.name}: mesh=single")
+    data = mesh.shape[DATA]
+    if plan.batch_size % data:
+        raise ConfigError(
+            "train.batch_size",
+            plan.batch_size,
+            f"the global batch must split evenly over the data axis of {data} devices",
+        )
+    return mesh
 
 
 @dataclass(frozen=True)
@@ -57,6 +77,10 @@ class Setup:
     dtype: jnp.dtype
     device: jax.Device
     load_s: float = 0.0  # reading the data into host memory (data.load)
+    mesh: Mesh | None = None  # None: one device (mesh=single)
+
+    def layout(self, members: bool = False) -> Layout:
+        return Layout(self.mesh, members)
 
     @property
     def train_on_device(self) -> bool:
@@ -89,7 +113,10 @@ def prepared(cfg: Config, *, lr_multiplier: optax.Schedule | None = None) -> Ite
 
     ``lr_multiplier`` replaces the schedule's (the LR range test's ramp)."""
     check_combination(cfg)
-    device = select_device(cfg.device)
+    distributed.start(cfg.distributed)
+    devices = select_devices(cfg.device)
+    # this process's first device (in a multi-process job the first global one is process 0's)
+    device = next(d for d in devices if d.process_index == jax.process_index())
     with precision(cfg.train.dtype) as dtype, jax.default_device(device):
         load_start = time.perf_counter()
         dataset = data.load(cfg.dataset)
@@ -98,6 +125,7 @@ def prepared(cfg: Config, *, lr_multiplier: optax.Schedule | None = None) -> Ite
         if full_batch and not train_on_device(cfg, dataset):
             raise too_big(cfg, dataset, f"optimizer={cfg.optimizer.name} needs")
         plan = make_plan(cfg.train, dataset.n_train, full_batch)
+        mesh = _mesh(cfg, devices, plan)
         if lr_multiplier is None:
             lr_multiplier = optim.build_multiplier(
                 cfg.schedule, plan.total_steps, plan.steps_per_epoch
@@ -105,8 +133,9 @@ def prepared(cfg: Config, *, lr_multiplier: optax.Schedule | None = None) -> Ite
         tx = optim.watch_validation(
             optim.build(cfg.optimizer, lr_multiplier, dtype), cfg.schedule, dtype
         )
-        model = models.build(cfg.model, dataset.spec, dtype)
-        yield Setup(cfg, dataset, plan, tx, model, dtype, device, load_s)
+        tx = optim.with_loss_scaling(tx, cfg.train.compute_dtype, cfg.optimizer)
+        model = models.build(cfg.model, dataset.spec, dtype, cfg.train.compute_dtype)
+        yield Setup(cfg, dataset, plan, tx, model, dtype, device, load_s, mesh)
 
 
 def run_keys(seed: int) -> tuple[jax.Array, jax.Array]:

@@ -9,7 +9,7 @@ import flax.linen as nn
 import jax
 import optax
 
-from lrbench.optim import current_lr
+from lrbench.optim import current_loss_scale, current_lr
 from lrbench.train.objective import correct, cross_entropy, l2_penalty
 from lrbench.train.state import TrainState
 
@@ -34,16 +34,28 @@ def _forward(model: nn.Module, state: TrainState, params, x: jax.Array):
 
 
 def make_train_step(model: nn.Module, tx: optax.GradientTransformation) -> TrainStep:
-    """A minibatch step: gradient of the mean cross-entropy, then the optax update."""
+    """A minibatch step: gradient of the mean cross-entropy, then the optax update.
+
+    The model computes in its compute dtype; the loss is float32 (``objective``). With
+    dynamic loss scaling (float16: ``optim/loss_scale.py``) the gradient is that of the loss
+    times the scale held in the optimizer state, which unscales it and skips the update when
+    it is not finite; the loss recorded is the unscaled one, finite on a skipped step."""
 
     def train_step(state: TrainState, x: jax.Array, y: jax.Array):
+        scale = current_loss_scale(state.opt_state)  # None: no loss scaling
+
         def loss_fn(params):
             logits, batch_stats = _forward(model, state, params, x)
-            return cross_entropy(logits, y).mean(), (logits, batch_stats)
+            loss = cross_entropy(logits, y).mean()
+            if scale is None:
+                return loss, (logits, batch_stats)
+            return loss * scale, (logits, batch_stats, loss)
 
-        (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        (loss, (logits, batch_stats, *unscaled)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
             state.params
         )
+        if unscaled:
+            (loss,) = unscaled
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         new_state = state.replace(
             step=state.step + 1,

@@ -20,6 +20,7 @@ import numpy as np
 
 from lrbench.config import Loop
 from lrbench.train.runners import batch_indices, make_epoch_runner, sequential_rows
+from lrbench.train.sharding import ONE_DEVICE, Layout
 from lrbench.train.state import TrainState
 from lrbench.train.step import TrainStep
 
@@ -49,6 +50,7 @@ class StreamEpochs:
         batch_size: int,
         unroll: int,
         max_device_bytes: int,
+        layout: Layout = ONE_DEVICE,
     ):
         self.x, self.y, self.batch_size = x, y, batch_size
         batch_bytes = batch_size * (x[0].nbytes + y[0].nbytes)
@@ -61,8 +63,10 @@ class StreamEpochs:
             data_key=data_key,
             batch_size=batch_size,
             unroll=unroll,
+            layout=layout,
             order=sequential_rows,
         )
+        self._layout = layout
         steps_per_epoch = len(y) // batch_size
         self._rows = jax.jit(
             lambda epoch: batch_indices(data_key, epoch, len(y), batch_size, steps_per_epoch)
@@ -104,4 +108,6 @@ class StreamEpochs:
         y = np.zeros(n, self.y.dtype)
         np.take(self.x, flat, axis=0, out=x[: len(flat)], mode="clip")  # unbuffered
         np.take(self.y, flat, out=y[: len(flat)], mode="clip")
+        if self._layout.mesh is not None:  # every device of the mesh gets the chunk
+            return self._layout.replicated((x, y))
         return jax.device_put(x), jax.device_put(y)

@@ -1,0 +1,261 @@
+"""Device meshes (issue 12) on 4 CPU devices (``--xla_force_host_platform_device_count``):
+a data-parallel run equals the one-device run with the same global batch, a sweep's members
+split over devices (and 2-D: members x data) equal the unsharded sweep member by member, and
+the compiled step really is partitioned. Real CLI runs in subprocesses (the device count is
+fixed when JAX starts)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from lrbench.runs import read_metrics, read_summary
+
+FOUR_DEVICES = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
+# BatchNorm (statistics over the global batch) and dropout (keys per step): both must come
+# out the same however the batch is split. SGD with momentum: Adam's m / sqrt(v) turns
+# rounding-level differences of near-zero gradients into O(1) ones, so it cannot show 1e-5.
+RUN = (
+    "optimizer=momentum",
+    "optimizer.lr=0.05",
+    "model.widths=[64,64]",
+    "model.batch_norm=true",
+    "model.dropout=0.1",
+    "train.epochs=2",
+    "train.log_every=1",
+)
+SWEEP = (*RUN, "sweep=vmap", "sweep.lr=[0.01,0.03,0.05,0.1]", "sweep.seeds=2", "train.epochs=2")
+LOSSES = ("train_loss", "val_loss", "test_loss")
+
+
+def train(tmp_path, name: str, *overrides: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "lrbench.cli", "train", *overrides, f"hydra.run.dir={name}"],
+        cwd=tmp_path,
+        env=FOUR_DEVICES,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def assert_same_numbers(reference, run_dir, rtol: float = 1e-5) -> None:
+    expected, got = read_metrics(reference), read_metrics(run_dir)
+    assert [r["step"] for r in got] == [r["step"] for r in expected]
+    for column in LOSSES:
+        want = np.array([np.nan if r[column] is None else r[column] for r in expected])
+        have = np.array([np.nan if r[column] is None else r[column] for r in got])
+        np.testing.assert_allclose(have, want, rtol=rtol, err_msg=column)
+    assert np.array_equal(
+        [r["lr"] for r in got], [r["lr"] for r in expected]
+    )  # the LR is replicated state: exactly the same
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """The one-device run and sweep, and their sharded twins."""
+    work = tmp_path_factory.mktemp("mesh")
+    jobs = {
+        "single": RUN,
+        "data": (*RUN, "mesh=data"),
+        "sweep": SWEEP,
+        "members": (*SWEEP, "mesh=members"),
+        "members_x_data": (*SWEEP, "mesh=members", "mesh.members=2", "mesh.data=2"),
+    }
+    for name, overrides in jobs.items():
+        result = train(work, name, *overrides)
+        assert result.returncode == 0, result.stderr[-2000:]
+    return work
+
+
+def test_data_parallel_run_equals_the_one_device_run(runs):
+    assert_same_numbers(runs / "single", runs / "data")
+    summary = read_summary(runs / "data")
+    assert (summary["devices"], summary["processes"]) == (4, 1)
+    assert summary["mesh"] == {"members": 1, "data": 4}
+    assert read_summary(runs / "single")["mesh"] is None
+
+
+@pytest.mark.parametrize("sharded", ["members", "members_x_data"])
+def test_sharded_sweep_members_equal_the_unsharded_sweep(runs, sharded):
+    for member in range(8):
+        assert_same_numbers(runs / "sweep" / str(member), runs / sharded / str(member))
+    assert read_summary(runs / sharded / "0")["mesh"] == (
+        {"members": 4, "data": 1} if sharded == "members" else {"members": 2, "data": 2}
+    )
+
+
+PARTITIONED = """
+import json, jax
+from conftest import compose_config
+from lrbench.train.program import build_program
+from lrbench.train.setup import prepared, run_keys
+with prepared(compose_config("mesh=data", "train.loop=step")) as setup:
+    program = build_program(setup, run_keys(0)[1])
+    state = setup.layout().place(
+        __import__("lrbench.train.state", fromlist=["x"]).create_state(
+            setup.model, setup.tx, setup.dataset.spec.input_shape, run_keys(0)[0], setup.dtype
+        )
+    )
+    state, metrics = program.runner(state, 0, 2)
+    text = next(iter(program.runner._compiled.values())).as_text()
+    print(json.dumps({
+        "all_reduce": "all-reduce" in text,
+        "params_devices": len(jax.tree.leaves(state.params)[0].sharding.device_set),
+        "x_devices": len(program.runner.x.sharding.device_set),
+    }))
+"""
+
+
+def test_the_compiled_step_is_partitioned_over_the_data_axis():
+    """Each device computes on its slice of the batch: the gradients are all-reduced, the
+    parameters stay replicated on all four devices, and so does the train split."""
+    tests = os.path.dirname(__file__)
+    result = subprocess.run(
+        [sys.executable, "-c", PARTITIONED],
+        env={**FOUR_DEVICES, "PYTHONPATH": tests},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    found = json.loads(result.stdout.strip().splitlines()[-1])
+    assert found == {"all_reduce": True, "params_devices": 4, "x_devices": 4}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            ("mesh=data", "train.batch_size=126"),
+            "train.batch_size=126: the global batch must split evenly over the data axis "
+            "of 4 devices",
+        ),
+        (
+            ("mesh=data", "mesh.data=8"),
+            "mesh=data: members 1 x data 8 needs more devices than the 4 present",
+        ),
+        (
+            ("mesh=members",),
+            "mesh.members=-1: splits the members of a sweep: only with sweep=vmap "
+            "(mesh=data for one run)",
+        ),
+        (
+            ("sweep=vmap", "sweep.lr=[0.1,0.01,0.001]", "mesh=members"),
+            "mesh.members=4: the sweep's 3 members (in chunks of sweep.max_members=64) must "
+            "split evenly over 4 device groups",
+        ),
+        (
+            ("mesh=data", "mesh.data=0"),
+            "mesh.data=0: a positive number of devices, or -1 for the remaining",
+        ),
+        (
+            ("mesh=data", "optimizer=lbfgs"),
+            "mesh=data: optimizer=lbfgs: mesh=single",
+        ),
+    ],
+)
+def test_bad_mesh_is_one_line_exit_2_and_writes_nothing(tmp_path, overrides, message):
+    result = train(tmp_path, "run", *overrides)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [f"lrbench: error: {message}"]
+    assert not (tmp_path / "run").exists()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_equal_one_process_with_as_many_devices(runs, tmp_path):
+    """distributed=manual: two local processes of 2 CPU devices each (gloo collectives on
+    loopback) train the data-parallel run of the 4-device process, and write one run
+    directory (process 0's)."""
+    port = _free_port()
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    processes = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "lrbench.cli",
+                "train",
+                *RUN,
+                "mesh=data",
+                "distributed=manual",
+                f"distributed.coordinator_address=127.0.0.1:{port}",
+                "distributed.num_processes=2",
+                f"distributed.process_id={rank}",
+                "distributed.timeout_s=60",
+                "hydra.run.dir=run",
+            ],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for rank in (0, 1)
+    ]
+    outputs = [p.communicate(timeout=300) for p in processes]
+    assert [p.returncode for p in processes] == [0, 0], outputs[0][1][-2000:]
+    assert_same_numbers(runs / "data", tmp_path / "run")
+    summary = read_summary(tmp_path / "run")
+    assert (summary["devices"], summary["processes"]) == (4, 2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no second run directory
+    assert len(list((tmp_path / "run").glob("events.out.tfevents.*"))) == 1
+
+
+def test_an_unreachable_coordinator_is_one_line_after_the_timeout(tmp_path):
+    result = train(
+        tmp_path,
+        "run",
+        "distributed=manual",
+        f"distributed.coordinator_address=127.0.0.1:{_free_port()}",
+        "distributed.num_processes=2",
+        "distributed.process_id=1",
+        "distributed.timeout_s=3",
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        "lrbench: error: distributed=manual: could not join the job via 127.0.0.1:"
+    )
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_slurm_preset_makes_one_job_a_multi_host_run():
+    """The composed config SLURM's launcher receives: nodes x tasks_per_node tasks, each
+    joining the job through distributed=auto, the batch over all their devices."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import open_dict
+
+    from lrbench.config import register_schemas, to_run_config
+    from lrbench.paths import conf_dir
+
+    register_schemas()
+    overrides = [
+        "hydra/launcher=slurm",
+        "hydra.launcher.nodes=2",
+        "hydra.launcher.tasks_per_node=4",
+        "hydra.launcher.gpus_per_node=4",
+        "distributed=auto",
+        "mesh=data",
+    ]
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+        composed = compose("config", overrides=overrides, return_hydra_config=True)
+    launcher = composed.hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher")
+    assert (launcher.nodes, launcher.tasks_per_node, launcher.gpus_per_node) == (2, 4, 4)
+    with open_dict(composed):
+        del composed["hydra"]
+    cfg = to_run_config(composed)
+    assert cfg.distributed.name == "auto" and cfg.mesh.data == -1 and cfg.mesh.members == 1

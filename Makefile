@@ -31,7 +31,7 @@ $(VENV)/.chromium: $(STAMP)
 test: lint $(VENV)/.chromium
 	$(BIN)/python -m pytest -q
 
-# Only the real processes killed and interrupted, then resumed (README "Checkpoints and
+# Only the real processes killed and interrupted, then resumed (docs/resuming.md "Checkpoints and
 # resuming"), when working on them.
 test-faults: $(STAMP)
 	$(BIN)/python -m pytest -q -m faults

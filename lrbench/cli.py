@@ -15,8 +15,9 @@ commands:
                       e.g. lrbench train model=cnn dataset=digits optimizer=sgd optimizer.lr=0.1
   find-lr [overrides] the LR range test of a configuration: lr_find.csv, lr_find.png, suggestions
                       e.g. lrbench find-lr model=cnn dataset=digits optimizer=adam
-  list [group ...]    the models, datasets, optimizers, schedules and experiments available
-                      e.g. lrbench list optimizers
+  list [group ...]    the models, datasets, optimizers, schedules and experiments available;
+                      group=option: its keys (type, default, range, meaning)
+                      e.g. lrbench list optimizers; lrbench list optimizer=adam
   compare PATH...     runs as a table or CSV; --group-by aggregates over seeds, --where filters
                       e.g. lrbench compare runs/ --group-by optimizer.name,optimizer.lr -o out.csv
   plot KIND ...       curves | sensitivity | lr (runs) | schedule (overrides): PNG or SVG
@@ -81,9 +82,13 @@ def _find_lr(args: list[str]) -> int:
 
 LIST_USAGE = """\
 usage: lrbench list [group ...]
+       lrbench list group=option ... | config
 
 The options of each config group, each with the first sentence of its yaml's comment.
 groups: model, dataset, optimizer, schedule, experiment (or their plurals: lrbench list optimizers)
+group=option: every key of that option: type, default, range and meaning (lrbench list
+optimizer=adam); config: the top-level keys (seed, train.*, lr_find.*). docs/configuration.md
+has them all.
 """
 
 
@@ -94,14 +99,38 @@ def _list(args: list[str]) -> int:
     if any(a in ("-h", "--help") for a in args):
         print(LIST_USAGE, end="")
         return 0
-    groups = []
+    groups, printed = [], []
     for name in args:
+        if "=" in name or name == "config":
+            printed.append(_option_reference(name))
+            continue
         group = group_named(name)
         if group is None:
             raise ConfigError("group", name, f"unknown group (allowed: {', '.join(GROUPS)})")
         groups.append(group)
-    print(render(tuple(groups) or GROUPS))
+    if groups or not printed:
+        printed.insert(0, render(tuple(groups) or GROUPS))
+    print("\n".join(printed))
     return 0
+
+
+def _option_reference(name: str) -> str:
+    """``lrbench list optimizer=adam``: the option's keys (lrbench.config.reference)."""
+    from lrbench.catalog import group_named, options
+    from lrbench.config import reference
+    from lrbench.config.root import SCHEMAS
+    from lrbench.errors import ConfigError
+
+    if name == "config":
+        return reference.render(reference.TOP, reference.TOP)
+    given, _, option = name.partition("=")
+    group = group_named(given) or given.removesuffix("s")  # sweep: no group of `lrbench list`
+    if group not in SCHEMAS:
+        allowed = ", ".join(SCHEMAS)
+        raise ConfigError("group", given, f"no option keys for it (allowed: {allowed})")
+    if option not in options(group):
+        raise ConfigError(group, option, f"unknown option (allowed: {', '.join(options(group))})")
+    return reference.render(group, option)
 
 
 def _compare(args: list[str]) -> int:

@@ -1,6 +1,6 @@
 """summary.json: a run's outcome, the one contract every reader goes through.
 
-A run writes it once, when it ends (README, "The run directory"); a directory without it
+A run writes it once, when it ends (docs/design.md "The run directory"); a directory without it
 is a run still going, or killed. This module says what it holds (``Summary``), reads it
 (``read_summary``, ``read_checked_summary``) and looks numbers up in it (``final``,
 ``best``, ``field``, ``Objective``): the CLI's one-line result, the objective a sweeper

@@ -13,19 +13,25 @@ from collections.abc import Iterable
 
 from lrbench.flat_config import Scalar
 
+# Optional imports of tensorboardX that an event file on local disk never uses: PyTorch (~1.8 s
+# where installed; tensorboardX imports it only to recognise torch tensors, and we log Python
+# floats), and the S3 and Google Cloud Storage clients of record_writer (boto3 ~0.1 s here).
+_UNUSED = ("torch", "boto3", "google.cloud")
+
 
 @contextlib.contextmanager
-def _without_torch():
-    """tensorboardX imports PyTorch whenever it is installed (~1.8 s here), only to recognise
-    torch tensors; we log Python floats, so torch is hidden while tensorboardX loads."""
-    if "torch" in sys.modules:
-        yield
-        return
-    sys.modules["torch"] = None  # `import torch` now raises ImportError, which it handles
+def _without_unused_imports():
+    """Hide the modules of ``_UNUSED`` not yet imported while tensorboardX loads: ``import
+    torch`` (or boto3, google.cloud) then raises ImportError, which tensorboardX handles."""
+    hidden = [name for name in _UNUSED if name not in sys.modules]
+    for name in hidden:
+        sys.modules[name] = None
     try:
         yield
     finally:
-        del sys.modules["torch"]
+        for name in hidden:
+            if name in sys.modules and sys.modules[name] is None:
+                del sys.modules[name]
 
 
 # Outcomes written as scalars at the end, the HParams view's metric columns; the final
@@ -47,7 +53,7 @@ class EventLog:
     ) -> None:
         """``suffix`` ends the file's name (a resumed run's file: ``.step<N>``)."""
         # Imported here: `lrbench compare` reads run directories without paying for it.
-        with _without_torch():
+        with _without_unused_imports():
             from tensorboardX.event_file_writer import EventsWriter
             from tensorboardX.proto.event_pb2 import Event
             from tensorboardX.proto.summary_pb2 import Summary

@@ -17,8 +17,9 @@ from lrbench.config.train import WhenDone
 from lrbench.errors import BadInputExit, ConfigError
 from lrbench.paths import conf_dir
 from lrbench.runs import remove_unused_run_dir
-from lrbench.summary import Summary, final
+from lrbench.summary import Summary
 from lrbench.sweep import member_dir
+from lrbench.train.progress import label, result_line, varying_keys
 
 register_schemas()
 
@@ -67,9 +68,8 @@ def _train_app(cfg: DictConfig) -> float:
     except (ConfigError, OmegaConfBaseException) as error:  # bad input, found after composing
         remove_unused_run_dir(out_dir)
         raise BadInputExit(error) from error
-    if not multirun:
-        for run_dir, summary in zip(run_dirs, summaries, strict=True):
-            print(_one_line(run_dir, summary))
+    if not multirun or run_config.sweep is not None:  # a multirun job's: the sweep callback
+        _print_results(run_dirs, summaries, vmap=run_config.sweep is not None)
     objective = run_config.objective
     return objective.best_of(objective.read(summary) for summary in summaries)
 
@@ -153,15 +153,10 @@ def use_compile_cache(path: str | None) -> None:
         jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
-def _one_line(out_dir: Path, summary: Summary) -> str:
-    parts = [
-        f"{summary['status']}",
-        f"{summary['steps']} steps",
-        f"{summary['steps_per_s']:.0f} steps/s",
-    ]
-    for key in ("val_accuracy", "test_accuracy"):
-        if final(summary, key) is not None:
-            parts.append(f"{key} {final(summary, key):.4f}")
-    if summary["diverged_at_step"] is not None:
-        parts.append(f"diverged at step {summary['diverged_at_step']}")
-    return f"{out_dir}: " + ", ".join(parts)
+def _print_results(run_dirs: list[Path], summaries: list[Summary], vmap: bool) -> None:
+    """One line per run; a vmap sweep's members named by the values that vary between them
+    (``<sweep dir>/3 (lr=0.01 seed=1): completed, ...``)."""
+    values = [summary.get("sweep", {}).get("values", {}) for summary in summaries]
+    keys = varying_keys(values) if vmap else []
+    for run_dir, summary, member in zip(run_dirs, summaries, values, strict=True):
+        print(result_line(run_dir, summary, label(member, keys)), flush=True)

@@ -1,5 +1,5 @@
 """Hand-made run directories with known numbers, in the layout ``lrbench train`` writes
-(README, "The run directory"): the config is the real composed one, the outcome is ours."""
+(docs/design.md "The run directory"): the config is the real composed one, the outcome is ours."""
 
 from __future__ import annotations
 

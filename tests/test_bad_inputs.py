@@ -1,6 +1,6 @@
 """Bad input, overrides and files: one line naming the key, the value and what is allowed,
 exit code 2, no traceback, nothing written (no run directory; a run given to resume is left
-as it was). README's "Bad input" table summarizes these."""
+as it was). docs/resuming.md "Bad input" table summarizes these."""
 
 from __future__ import annotations
 

@@ -86,10 +86,31 @@ def test_bench_figures_are_the_quotients_of_the_measurements_they_name(monkeypat
 
     monkeypatch.setattr(bench_run, "torch_steps_per_s", torch_steps_per_s)
     monkeypatch.setattr(bench_run, "matmul_gflops", lambda: 150.0)
-    monkeypatch.setattr(bench_run, "wall", lambda cmd: 0.5)
-    monkeypatch.setattr(bench_run, "first_step_s", lambda: {"to_loop_start_s": 2.0})
+    imports = iter([1.2, 0.9, 1.0])
+
+    def wall(cmd):
+        if cmd == bench_run.IMPORT_BASELINE:
+            calls.append(("import",))
+            return next(imports)
+        return 0.5
+
+    monkeypatch.setattr(bench_run, "wall", wall)
+    first_steps = iter([(2.0, 0.8), (1.5, 0.6), (2.5, 0.7)])
+
+    def first_step_s():
+        calls.append(("first_step",))
+        to_loop, compile_s = next(first_steps)
+        return {
+            "to_loop_start_s": to_loop,
+            "compile_s": compile_s,
+            "to_first_step_s": to_loop + compile_s,
+        }
+
+    monkeypatch.setattr(bench_run, "first_step_s", first_step_s)
     monkeypatch.setattr(bench_run, "fake_runs", lambda root, n: None)
     monkeypatch.setattr(sweeps, "measure", lambda repeats, workloads: {"toy_16": {"n": 1}})
+    toy = {"wall_s": {"median": 3.0}, "target_s": 2.5, "vs_target": 1.2, "target_met": False}
+    monkeypatch.setattr(sweeps, "toy_vmap_figure", lambda repeats: toy)
     out = tmp_path / "quick.json"
     monkeypatch.setattr(sys, "argv", ["run.py", "--quick", "--out", str(out)])
     bench_run.main()
@@ -112,12 +133,22 @@ def test_bench_figures_are_the_quotients_of_the_measurements_they_name(monkeypat
         ("torch_2t", "digits_mlp"),
     ]
     assert steady == 3 * one_round  # interleaved: drift hits every program alike
+    startup = results["figures"]["startup_s"]
+    assert startup["import_jax_optax_flax"] == {"median": 1.0, "min": 0.9, "max": 1.2, "n": 3}
+    assert startup["to_first_step"]["median"] == pytest.approx(2.8)  # 2.8, 2.1, 3.2
+    assert startup["to_loop_start"]["median"] == 2.0
+    assert startup["first_step_vs_import"] == pytest.approx(2.8 / 1.0)
+    assert startup["first_step_vs_import_target"] == 2.0
+    assert startup["first_step_target_met"] is False
+    startup_calls = [call for call in calls if call[0] in ("import", "first_step")]
+    assert startup_calls == 3 * [("import",), ("first_step",)]  # interleaved
+    assert results["figures"]["sweep_toy_64_vmap_s"] == toy
     numbers = list(_finite_numbers(results["figures"]))
     assert numbers and all(math.isfinite(v) for v in numbers)
 
 
 def test_stored_results_ratios_are_quotients_of_their_medians():
-    """The result files the README quotes: each steady-state ratio and GFLOP/s figure is
+    """The result files docs/benchmarks.md quotes: each steady-state ratio and GFLOP/s figure is
     computed from the medians beside it (rounded in the hand-edited quiet-machine file)."""
     sizes = {"digits_mlp": [64, 256, 256, 10], "mnist_mlp": [784, 256, 256, 10]}
     checked = 0
@@ -168,3 +199,28 @@ def test_sweep_grid_is_log_spaced_from_1e_4_to_1e_1():
     grid = [float(v) for v in sweeps.lrs(16).split(",")]
     assert len(grid) == 16 and grid[0] == pytest.approx(1e-4) and grid[-1] == pytest.approx(0.1)
     assert np.allclose(np.diff(np.log10(grid)), 0.2)
+
+
+def test_toy_sweep_figure_times_warm_runs_against_the_target(monkeypatch):
+    """The first run fills a compile cache of its own and is reported apart; the timed runs
+    are the 64-member toy vmap sweep, each into a run directory of its own, reading it."""
+    runs = []
+    times = iter([9.0, 2.0, 3.0, 2.4])
+
+    def wall(args):
+        runs.append(args)
+        return next(times)
+
+    monkeypatch.setattr(sweeps, "wall", wall)
+    figure = sweeps.toy_vmap_figure(3)
+    assert figure["first_run_s"] == 9.0
+    assert figure["wall_s"] == {"median": 2.4, "min": 2.0, "max": 3.0, "n": 3}
+    assert figure["target_s"] == 2.5 and figure["target_met"] is True
+    assert figure["vs_target"] == pytest.approx(2.4 / 2.5)
+    for args in runs:
+        assert "sweep=vmap" in args and "experiment=toy" in args
+        (lrs,) = [a for a in args if a.startswith("sweep.lr=")]
+        assert len(lrs.split(",")) == 64
+    caches = {a for args in runs for a in args if a.startswith("compile_cache=")}
+    run_dirs = {a for args in runs for a in args if a.startswith("hydra.run.dir=")}
+    assert len(caches) == 1 and len(run_dirs) == 4

@@ -1,16 +1,22 @@
-"""Datasets: deterministic stratified splits, train-only standardization, and their specs."""
+"""Datasets: deterministic stratified splits, train-only standardization, and their specs;
+scikit-learn's numbers without importing scikit-learn."""
 
 from __future__ import annotations
+
+import itertools
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
-from sklearn.datasets import load_breast_cancer, load_digits
+from sklearn.datasets import load_breast_cancer, load_digits, make_classification
 from sklearn.model_selection import train_test_split
 
 from lrbench import data
 from lrbench.config import Config, SklearnConfig, register_schemas, to_run_config
-from lrbench.data import Dataset
+from lrbench.data import Dataset, sklearn_free
+from lrbench.data.stratified import stratified_split
 from lrbench.errors import ConfigError
 from lrbench.paths import conf_dir
 
@@ -239,3 +245,189 @@ def test_split_fraction_too_small_for_a_stratified_split_raises_config_error(ove
     with pytest.raises(ConfigError) as error:
         load("dataset=digits", *overrides)
     assert error.value.key == key
+
+
+# ------------------------------------------------- scikit-learn's numbers, without scikit-learn
+def assert_identical(mine: np.ndarray, theirs: np.ndarray, what: str = "") -> None:
+    """Same dtype, shape and bytes: bit for bit, not merely close."""
+    mine, theirs = np.asarray(mine), np.asarray(theirs)
+    assert (mine.dtype, mine.shape) == (theirs.dtype, theirs.shape), what
+    assert mine.tobytes() == np.ascontiguousarray(theirs).tobytes(), what
+
+
+@pytest.mark.parametrize(
+    ("ours", "sklearns"),
+    [(sklearn_free.digits, load_digits), (sklearn_free.breast_cancer, load_breast_cancer)],
+)
+def test_bundled_files_read_without_sklearn_equal_sklearns_loaders(ours, sklearns):
+    x, y = ours()
+    x_ref, y_ref = sklearns(return_X_y=True)
+    assert_identical(x, x_ref, "data")
+    assert_identical(y, y_ref, "target")
+
+
+SYNTHETIC_CASES = [
+    # (n_samples, n_features, n_classes, flip_y, seed): the default, odd sizes, the three ways
+    # scikit-learn draws the class vertices (2^features vs classes: permutation, tracking
+    # selection, reservoir sampling) and features beyond 30
+    (2000, 5, 2, 0.01, 0),
+    *(
+        case
+        for case in itertools.product([601], [1, 3, 7], [2, 3], [0.0, 0.3], [1, 7])
+        if case[2] <= 2 ** case[1]  # no more classes than vertices (the config's rule)
+    ),
+    (500, 2, 4, 0.05, 3),  # every vertex is a class: reservoir sampling
+    (500, 12, 5, 0.05, 2),  # 5 of 4096 vertices: tracking selection
+    (300, 33, 3, 0.1, 4),  # > 30 features: random bits, then 30 by tracking selection
+    (50, 4, 3, 1.0, 5),  # every label redrawn
+]
+
+
+@pytest.mark.parametrize(
+    ("n_samples", "n_features", "n_classes", "flip_y", "seed"), SYNTHETIC_CASES
+)
+def test_synthetic_set_equals_make_classification(n_samples, n_features, n_classes, flip_y, seed):
+    x, y = sklearn_free.make_classification(n_samples, n_features, n_classes, flip_y, seed)
+    x_ref, y_ref = make_classification(
+        n_samples=n_samples,
+        n_features=n_features,
+        n_informative=n_features,
+        n_redundant=0,
+        n_repeated=0,
+        n_classes=n_classes,
+        n_clusters_per_class=1,
+        flip_y=flip_y,
+        random_state=seed,
+    )
+    assert_identical(x, x_ref, "x")
+    assert_identical(y, y_ref, "y")
+
+
+def _random_labels(rng: np.random.RandomState) -> np.ndarray:
+    n_classes = rng.randint(2, 11)
+    counts = rng.randint(2, 60, size=n_classes)  # unbalanced classes, every one >= 2
+    return rng.permutation(np.repeat(np.arange(n_classes), counts))
+
+
+@pytest.mark.parametrize("case", range(40))
+def test_stratified_split_gives_train_test_splits_indices(case):
+    rng = np.random.RandomState(case)
+    y = _random_labels(rng)
+    if case % 4 == 0:
+        y = np.sort(y)  # ordered labels, as make_classification's before its shuffle
+    test_size, seed = float(rng.uniform(0.05, 0.7)), int(rng.randint(0, 1000))
+    try:
+        expected = train_test_split(
+            np.arange(len(y)), test_size=test_size, random_state=seed, stratify=y
+        )
+    except ValueError:
+        with pytest.raises(ValueError):
+            stratified_split(y, test_size, seed)
+        return
+    train, test = stratified_split(y, test_size, seed)
+    assert_identical(train, expected[0], "train")
+    assert_identical(test, expected[1], "test")
+
+
+@pytest.mark.parametrize(
+    ("y", "test_size"),
+    [
+        (np.array([0, 0, 0, 1, 1, 1, 2]), 0.4),  # a class with one example
+        (np.repeat(np.arange(5), 4), 0.1),  # 2 test examples for 5 classes
+        (np.repeat(np.arange(5), 4), 0.9),  # 2 train examples for 5 classes
+    ],
+)
+def test_stratified_split_refuses_what_train_test_split_refuses(y, test_size):
+    with pytest.raises(ValueError):
+        train_test_split(y, test_size=test_size, random_state=0, stratify=y)
+    with pytest.raises(ValueError):
+        stratified_split(y, test_size, 0)
+
+
+def sklearn_dataset(cfg) -> dict[str, np.ndarray]:
+    """The arrays the loaders gave when they called scikit-learn (before they read its files
+    and split with numpy): its loaders or make_classification, two train_test_splits,
+    train-only standardization."""
+    if cfg.name == "synthetic":
+        x, y = make_classification(
+            n_samples=cfg.n_samples,
+            n_features=cfg.n_features,
+            n_informative=cfg.n_features,
+            n_redundant=0,
+            n_repeated=0,
+            n_classes=cfg.n_classes,
+            n_clusters_per_class=1,
+            flip_y=cfg.noise,
+            random_state=cfg.seed,
+        )
+    else:
+        bunch = RAW[cfg.name]()
+        x, y = bunch.data.astype(np.float64), bunch.target
+    held_out = cfg.val_fraction + cfg.test_fraction
+    seed = cfg.split_seed
+    x_train, x_rest, y_train, y_rest = train_test_split(
+        x, y, test_size=held_out, random_state=seed, stratify=y
+    )
+    x_val, x_test, y_val, y_test = train_test_split(
+        x_rest, y_rest, test_size=cfg.test_fraction / held_out, random_state=seed, stratify=y_rest
+    )
+    mean, std = x_train.mean(axis=0), x_train.std(axis=0)
+    std = np.where(std > 0, std, 1.0)
+    arrays = {"x_train": x_train, "x_val": x_val, "x_test": x_test}
+    return {k: ((v - mean) / std).astype(np.float32) for k, v in arrays.items()} | {
+        "y_train": y_train.astype(np.int32),
+        "y_val": y_val.astype(np.int32),
+        "y_test": y_test.astype(np.int32),
+    }
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["dataset=digits"],
+        ["dataset=digits", "dataset.split_seed=5", "dataset.val_fraction=0.2"],
+        ["dataset=breast_cancer"],
+        ["dataset=breast_cancer", "dataset.split_seed=11", "dataset.test_fraction=0.3"],
+        ["experiment=toy"],
+        ["dataset=synthetic", "dataset.n_classes=3", "dataset.seed=4", "dataset.split_seed=2"],
+        ["dataset=synthetic", "dataset.n_samples=333", "dataset.n_features=9", "dataset.noise=0.2"],
+    ],
+)
+def test_loaded_splits_are_those_scikit_learn_gave(overrides):
+    """Runs from before the loaders stopped importing scikit-learn see the same data: every
+    split, bit for bit."""
+    cfg = make_config(*overrides).dataset
+    dataset = data.load(cfg)
+    for name, expected in sklearn_dataset(cfg).items():
+        assert_identical(getattr(dataset, name), expected, name)
+
+
+def test_default_run_and_tabular_loaders_do_not_import_scikit_learn(tmp_path):
+    """scikit-learn's import (scipy.stats, pandas: 1-2 s) was most of the time to a tabular
+    run's first step. Neither `lrbench train` (the default run) nor loading the other
+    tabular sets imports it; nor does the run's event file import tensorboardX's S3 client
+    (boto3, ~0.2 s)."""
+    run_dir = tmp_path / "run"
+    code = f"""
+import sys
+from hydra import compose, initialize_config_dir
+from lrbench import data
+from lrbench.cli import main
+from lrbench.config import register_schemas, to_run_config
+from lrbench.paths import conf_dir
+
+overrides = ["train.epochs=1", "compile_cache=null", "hydra/job_logging=disabled"]
+assert main(["train", *overrides, "hydra.run.dir={run_dir}"]) == 0
+register_schemas()
+for name in ("breast_cancer", "synthetic"):
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+        cfg = to_run_config(compose("config", overrides=[f"dataset={{name}}"]))
+    data.load(cfg.dataset)
+print(sorted(m for m in ("sklearn", "scipy", "pandas", "boto3") if m in sys.modules))
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (run_dir / "summary.json").exists()
+    assert result.stdout.strip().splitlines()[-1] == "[]"

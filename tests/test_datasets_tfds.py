@@ -76,7 +76,7 @@ def test_tfds_set_trains_one_epoch_through_the_cli(name, tmp_path):
     assert summary["n_train"] == n_train
     assert summary["steps"] == n_train // 16
     assert summary["load_s"] > 0
-    # Conv nets (cnn, resnet) take one jitted step per dispatch on CPU (README).
+    # Conv nets (cnn, resnet) take one jitted step per dispatch on CPU (docs/design.md).
     assert summary["loop"] == ("step" if "model=" in " ".join(extra) else "scan")
 
 

@@ -162,5 +162,5 @@ def test_real_mnist_mlp_from_idx_files_reaches_97_percent_test_accuracy(tmp_path
     summary = read_summary(run_dir)
     assert summary["n_train"] == 54001  # 60,000 minus a stratified 10% validation split
     assert summary["final"]["test_accuracy"] >= 0.97
-    # Reading and decoding the files is not the bottleneck (README "Image datasets").
+    # Reading and decoding the files is not the bottleneck (docs/data.md "Image datasets").
     assert summary["load_s"] < summary["compile_s"] + summary["train_s"]

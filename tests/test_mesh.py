@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -212,6 +213,62 @@ def test_two_processes_equal_one_process_with_as_many_devices(runs, tmp_path):
     assert (summary["devices"], summary["processes"]) == (4, 2)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no second run directory
     assert len(list((tmp_path / "run").glob("events.out.tfevents.*"))) == 1
+
+
+def _two_processes(tmp_path, port: int, *overrides: str, kill_second_at: str | None = None):
+    """Both processes of a 2-process job (2 CPU devices each) on loopback; the second one
+    killed with -9 at the fault point ``kill_second_at``, then the first (blocked in a
+    collective) too. Returns their exit codes."""
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    env.pop("LRBENCH_FAULT", None)
+    processes = []
+    for rank in (0, 1):
+        fault = {"LRBENCH_FAULT": kill_second_at} if rank == 1 and kill_second_at else {}
+        command = [
+            sys.executable,
+            "-m",
+            "lrbench.cli",
+            "train",
+            *overrides,
+            "distributed=manual",
+            f"distributed.coordinator_address=127.0.0.1:{port}",
+            "distributed.num_processes=2",
+            f"distributed.process_id={rank}",
+            "distributed.timeout_s=60",
+        ]
+        processes.append(
+            subprocess.Popen(
+                command,
+                cwd=tmp_path,
+                env={**env, **fault},
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
+    if kill_second_at:
+        processes[1].wait(timeout=300)
+        processes[0].kill()
+    errors = [p.communicate(timeout=300)[1] for p in processes]
+    return [p.returncode for p in processes], errors
+
+
+def test_a_two_process_run_killed_with_minus_9_resumes_to_the_same_numbers(tmp_path):
+    """Checkpoints in orbax's multi-host mode (every process takes part, process 0 writes
+    them): one process killed at its 3rd epoch, both relaunched with resume=<run dir>."""
+    run = (*RUN, "train.epochs=4", "mesh=data", "train.checkpoint_every=1")
+    codes, _ = _two_processes(
+        tmp_path, _free_port(), *run, "hydra.run.dir=run", kill_second_at="epoch:3:KILL"
+    )
+    assert codes[1] == -signal.SIGKILL
+    assert read_summary(tmp_path / "run") is None
+    codes, errors = _two_processes(tmp_path, _free_port(), *run, f"resume={tmp_path / 'run'}")
+    assert codes == [0, 0], errors[0][-2000:]
+    reference = tmp_path / "reference"
+    result = train(tmp_path, str(reference), *run)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert_same_numbers(reference, tmp_path / "run")
+    assert read_summary(tmp_path / "run")["resumed_from"][0] > 0
 
 
 def test_an_unreachable_coordinator_is_one_line_after_the_timeout(tmp_path):

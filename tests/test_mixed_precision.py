@@ -1,4 +1,5 @@
-"""Mixed precision, ``train.compute_dtype`` (README "Mixed precision"): the model computes in
+"""Mixed precision, ``train.compute_dtype`` (docs/running.md "Mixed precision"): the model
+computes in
 bfloat16/float16 while parameters, optimizer state, the LR, the loss and BatchNorm
 statistics stay float32; float16 trains with dynamic loss scaling (the rule checked against
 a numpy transcription); unset, a run is bitwise the float32 run it always was."""

@@ -117,8 +117,9 @@ class TorchReduceLROnPlateau:
 
 
 def test_reductions_match_pytorch_reduce_lr_on_plateau_with_patience_one_later():
-    """README: PyTorch's patience p is our p + 1. On a noisy validation curve that falls, then
-    stalls, the LR lrbench applies after each evaluation is PyTorch's, reduction by reduction."""
+    """docs/lr-tools.md: PyTorch's patience p is our p + 1. On a noisy validation curve that
+    falls, then stalls, the LR lrbench applies after each evaluation is PyTorch's, reduction
+    by reduction."""
     rng = np.random.default_rng(0)
     epochs = np.arange(80)
     losses = 0.3 + 2.0 * np.exp(-epochs / 8) + rng.normal(scale=0.01, size=epochs.size)

@@ -65,3 +65,20 @@ def test_a_resumed_sweep_must_be_the_same_sweep(tmp_path):
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "member 0 differs from the sweep's in model.widths" in lines[0]
+
+
+def test_a_member_that_diverged_before_the_checkpoint_stays_diverged(tmp_path):
+    """Its divergence is in the checkpoint: resumed, it records nothing more, and an
+    interrupted sweep does not call it interrupted."""
+    diverging = ("optimizer=sgd", "sweep.lr=[0.01,1000]", "sweep.seeds=1", "sweep.max_members=2")
+    assert lrbench(tmp_path, *diverging, "hydra.run.dir=reference").returncode == 0
+    stopped = lrbench(tmp_path, *diverging, "hydra.run.dir=sweep", fault="epoch:2:TERM")
+    assert stopped.returncode == 128 + signal.SIGTERM
+    assert read_summary(tmp_path / "sweep" / "1")["status"] == "diverged"
+    assert read_summary(tmp_path / "sweep" / "0")["status"] == "interrupted"
+    assert lrbench(tmp_path, *diverging, f"resume={tmp_path / 'sweep'}").returncode == 0
+    for member in ("0", "1"):
+        assert rows(tmp_path / "sweep" / member) == rows(tmp_path / "reference" / member)
+        keys = ("status", "steps", "diverged_at_step")
+        got, want = (read_summary(tmp_path / d / member) for d in ("sweep", "reference"))
+        assert {k: got[k] for k in keys} == {k: want[k] for k in keys}

@@ -63,6 +63,6 @@ def preview(overrides: list[str]) -> SchedulePreview:
     plan = make_plan(cfg.train, dataset.n_train, optim.is_full_batch(cfg.optimizer))
     multiplier = optim.build_multiplier(cfg.schedule, plan.total_steps, plan.steps_per_epoch)
     counts = np.arange(plan.total_steps)
-    # The update at step s applies the schedule at count s - 1 (README, metrics.csv's lr).
+    # The update at step s applies the schedule at count s - 1 (docs/design.md, metrics.csv's lr).
     lrs = cfg.optimizer.lr * np.asarray(jax.vmap(multiplier)(counts), np.float64)
     return SchedulePreview(cfg, counts + 1, lrs, plan.steps_per_epoch)

@@ -58,7 +58,7 @@ class SklearnConfig(DatasetConfig):
 
 
 class DataSource(enum.Enum):
-    """Where an image set is read from (README: "Image datasets")."""
+    """Where an image set is read from (docs/data.md "Image datasets")."""
 
     tfds = "tfds"
     idx = "idx"

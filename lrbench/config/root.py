@@ -39,8 +39,8 @@ class Config(Checked):
     sweep: VmapSweepConfig | None = None
     mesh: MeshConfig = MISSING
     distributed: DistributedConfig = MISSING
-    # A run directory to go on with, or "auto" (README "Checkpoints and resuming"); a string
-    # and a list of its own, not one `resume` group: Hydra cannot take both `resume=<path>`
+    # A run directory to go on with, or "auto" (docs/resuming.md "Checkpoints and resuming");
+    # a string and a list of its own, not one `resume` group: Hydra cannot take both `resume=<path>`
     # and `resume.allow_changes=[...]` for one key.
     resume: str | None = None
     resume_allow_changes: list[str] = field(default_factory=list)

@@ -18,7 +18,7 @@ class DType(enum.Enum):
 
 
 class ComputeDType(enum.Enum):
-    """What the model computes in (``train.compute_dtype``; README "Mixed precision"):
+    """What the model computes in (``train.compute_dtype``; docs/running.md "Mixed precision"):
     activations, matmuls, convolutions. Parameters, optimizer state and the LR stay in
     ``train.dtype``; the loss, softmax and BatchNorm statistics in float32 at least."""
 
@@ -28,7 +28,7 @@ class ComputeDType(enum.Enum):
 
 
 class Loop(enum.Enum):
-    """How the steps of an epoch are compiled (README "Loop strategies, by measurement")."""
+    """How the steps of an epoch are compiled (docs/design.md "Loop strategies, by measurement")."""
 
     auto = "auto"
     scan = "scan"
@@ -48,6 +48,17 @@ class WhenDone(enum.Enum):
 
     keep = "keep"
     delete = "delete"
+
+
+class ProgressMode(enum.Enum):
+    """What the console shows while a run trains (``train.progress``; docs/running.md "Progress and
+    logs"): auto (a bar on a terminal, lines elsewhere), bar, lines, off (the result line
+    only). train.log gets the lines whatever this says."""
+
+    auto = "auto"
+    bar = "bar"
+    lines = "lines"
+    off = "off"
 
 
 class Ramp(enum.Enum):
@@ -106,6 +117,7 @@ class TrainConfig(Checked):
     checkpoint_interval_s: float = MISSING  # seconds; 0: not by time
     keep_checkpoints: int = MISSING
     checkpoints_when_done: WhenDone = WhenDone.keep
+    progress: ProgressMode = ProgressMode.auto
 
     def __post_init__(self) -> None:
         self._positive("epochs", "batch_size", "eval_every", "eval_batch_size", "log_every")

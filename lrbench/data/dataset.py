@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from lrbench.data.stratified import stratified_split
 from lrbench.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -63,10 +64,10 @@ def split_and_standardize(
     split_seed: int,
     spec: DataSpec,
 ) -> Dataset:
-    """Stratified train/val/test split from ``split_seed``; features standardized with
-    statistics of the train split only (a constant feature keeps scale 1)."""
-    from sklearn.model_selection import train_test_split
-
+    """Stratified train/val/test split from ``split_seed`` (scikit-learn's
+    ``train_test_split``, twice: train vs held-out, then held-out into val and test; computed
+    by ``lrbench.data.stratified``, same indices); features standardized with statistics of
+    the train split only (a constant feature keeps scale 1)."""
     held_out = val_fraction + test_fraction
     n_classes = len(np.unique(y))
     for key, fraction in (
@@ -80,12 +81,10 @@ def split_and_standardize(
                 f"leaves {int(fraction * len(y))} examples "
                 f"for {n_classes} classes: at least one per class is needed",
             )
-    x_train, x_rest, y_train, y_rest = train_test_split(
-        x, y, test_size=held_out, random_state=split_seed, stratify=y
-    )
-    x_val, x_test, y_val, y_test = train_test_split(
-        x_rest, y_rest, test_size=test_fraction / held_out, random_state=split_seed, stratify=y_rest
-    )
+    train, rest = stratified_split(y, held_out, split_seed)
+    x_train, x_rest, y_train, y_rest = x[train], x[rest], y[train], y[rest]
+    val, test = stratified_split(y_rest, test_fraction / held_out, split_seed)
+    x_val, x_test, y_val, y_test = x_rest[val], x_rest[test], y_rest[val], y_rest[test]
     mean = x_train.mean(axis=0)
     std = x_train.std(axis=0)
     std = np.where(std > 0, std, 1.0)

@@ -79,7 +79,7 @@ BUILDERS: dict[str, Callable[..., nn.Module]] = {
     "cnn": _cnn,
     "resnet": _resnet,
 }
-# The loop strategy depends on it (README "Design", "Loop strategies, by measurement").
+# The loop strategy depends on it (docs/design.md "Design", "Loop strategies, by measurement").
 CONVOLUTIONAL = {"cnn", "resnet"}
 
 

@@ -8,7 +8,7 @@ the optimizer's own ``learning_rate`` hyperparameter before every update, as opt
 for ``inject_hyperparams``. Mechanize wraps a base optimizer that carries our scheduled LR.
 
 ``current_lr`` reports lr x the optimizer's own step size where optax keeps one in its
-state (README: "Learning-rate tools").
+state (docs/lr-tools.md "Learning-rate tools").
 """
 
 from __future__ import annotations

@@ -77,7 +77,7 @@ def scheduled(
     multiplier: optax.Schedule,
     dtype: jnp.dtype,
 ) -> optax.GradientTransformation:
-    """The direction, then our scheduled LR (README: "The learning rate is state")."""
+    """The direction, then our scheduled LR (docs/running.md "The learning rate is state")."""
     return optax.chain(inject(**hyperparams), scale_by_scheduled_lr(cfg.lr, multiplier, dtype))
 
 

@@ -31,6 +31,7 @@ from lrbench.sweep import member_dir
 from lrbench.sweep.index import SweepIndex
 from lrbench.sweep.members import Member, expand
 from lrbench.train import distributed, session
+from lrbench.train import progress as progress_lines
 from lrbench.train.checkpoint import FOLDER, CheckpointError, Checkpoints
 from lrbench.train.interrupt import Interrupted
 from lrbench.train.program import build_program, initial_states
@@ -148,6 +149,10 @@ def _train_chunk(chunk: list[Member], setup: Setup, out_dir: Path, *, resume: bo
         # none usable: the chunk starts over (its members' files with it)
         with contextlib.suppress(CheckpointError):
             restored = checkpoints.restore(states, _files_fit(out_dir, chunk))
+    # one bar (a terminal) or one line per evaluation for the program, not one per member
+    progress = progress_lines.for_members(
+        setup, chunk, out_dir, {} if restored is None else restored.progress
+    )
     recorders = []
     for k, member in enumerate(chunk):
         run_dir = RunDir(member_dir(out_dir, member.index))
@@ -156,7 +161,7 @@ def _train_chunk(chunk: list[Member], setup: Setup, out_dir: Path, *, resume: bo
             run_dir.write_config(member.record)
         else:
             run_dir.resume(member.record, restored.progress["members"][k]["files"], restored.step)
-        recorders.append(Recorder(run_dir, plan.steps_per_epoch, plan.log_every))
+        recorders.append(Recorder(run_dir, plan.steps_per_epoch, plan.log_every, progress.lane(k)))
     if restored is not None:
         states = setup.layout(members=True).place(restored.state)
         log.info(
@@ -164,11 +169,13 @@ def _train_chunk(chunk: list[Member], setup: Setup, out_dir: Path, *, resume: bo
         )
     else:
         checkpoints.clear()
-    start_point = StartPoint(start, states, checkpoints, restored, resumed=restored is not None)
+    announced = progress.announcing(checkpoints)  # a line per checkpoint
+    start_point = StartPoint(start, states, announced, restored, resumed=restored is not None)
     try:
         trained = session.train(setup, program, Lanes(recorders), start_point)
     finally:
         checkpoints.close()
+        progress.close()
     summaries = []
     for k, (member, recorder) in enumerate(zip(chunk, recorders, strict=True)):
         first = trained.resumed_from[-1] if trained.resumed_from else 0
@@ -189,12 +196,12 @@ def _train_chunk(chunk: list[Member], setup: Setup, out_dir: Path, *, resume: bo
         )
         if trained.resumed_from:
             summary["resumed_from"] = trained.resumed_from
-        if trained.interrupted_by is not None:
+        if trained.interrupted_by is not None and recorder.diverged_at is None:
             summary |= {"status": "interrupted", "interrupted_by": trained.interrupted_by}
         recorder.run_dir.write_summary(summary)
         recorder.run_dir.close()
         summaries.append(summary)
-    log.info("vmap sweep chunk of %d members done in %.2fs", len(chunk), trained.loop_s)
+    progress.end_members(summaries)
     if trained.interrupted_by is not None:
         raise Interrupted(
             signal.Signals[trained.interrupted_by],

@@ -122,10 +122,16 @@ class Checkpoints:
         faults.point("checkpoint")
 
     def restore(
-        self, template: TrainState, usable: Callable[[dict], str | None]
+        self,
+        template: TrainState,
+        usable: Callable[[dict], str | None],
+        *,
+        prune_newer: bool = True,
     ) -> Restored | None:
         """The newest checkpoint that reads back whole and that ``usable(progress)`` accepts
-        (None: yes, else the reason); newer ones are removed, as a resumed run writes those
+        (None: yes, else the reason); newer ones are removed (``prune_newer``: a process
+        that only reads them, in a multi-process run, leaves that to process 0), as a
+        resumed run writes those
         steps again. None when there is no checkpoint; ``CheckpointError`` (naming each
         one's problem) when none can be used; ``StateMismatch`` when the newest checkpoint
         whose metadata reads holds a state of another structure, shapes or dtypes than
@@ -149,7 +155,7 @@ class Checkpoints:
                 text = str(error).split(" See full TensorStore details")[0]  # then its spec
                 problem = f"{type(error).__name__}: {' '.join(text.split())[:200]}"
             if problem is None:
-                for newer in self.steps():
+                for newer in self.steps() if prune_newer else ():
                     if newer > step:
                         self._open().delete(newer)
                 return replace(restored, skipped=tuple(problems))

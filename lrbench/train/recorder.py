@@ -31,6 +31,20 @@ def flatten_evaluation(evaluation: dict | None) -> dict | None:
     }
 
 
+def window_means(values: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Per series (rows of ``values``), the mean of each row's window (the steps after the
+    previous end, up to its end) over the steps with a finite value; NaN where none is. For
+    the norms: a float16 step skipped for its non-finite gradient (loss scaling) does not
+    count in its row's grad_norm."""
+    finite = np.isfinite(values)
+    sums = np.cumsum(np.where(finite, values, 0.0), axis=-1)[..., ends]
+    counts = np.cumsum(finite, axis=-1)[..., ends]
+    sums[..., 1:] -= sums[..., :-1]  # (numpy ufuncs are safe on overlapping operands)
+    counts[..., 1:] -= counts[..., :-1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return sums / counts
+
+
 @dataclass
 class Best:
     value: float | None = None
@@ -51,7 +65,7 @@ class Recorder:
     run_dir: RunDir
     steps_per_epoch: int
     log_every: int
-    progress: object | None = None  # a tqdm bar, or None when quiet
+    progress: object | None = None  # lrbench.train.progress: the bar and lines (None: silent)
     diverged_at: int | None = None
     steps_done: int = 0
     last_row: dict = field(default_factory=dict)
@@ -77,6 +91,7 @@ class Recorder:
             "best_val_accuracy": asdict(self.best_val_accuracy),
             "best_val_loss": asdict(self.best_val_loss),
             "elapsed_s": self._last_time,
+            "diverged_at": self.diverged_at,  # a sweep member may diverge before its chunk ends
         }
 
     def restore(self, bookkeeping: dict) -> None:
@@ -87,6 +102,7 @@ class Recorder:
         self.best_val_accuracy = Best(**bookkeeping["best_val_accuracy"])
         self.best_val_loss = Best(**bookkeeping["best_val_loss"])
         self._last_time = self._clock_offset = bookkeeping["elapsed_s"]
+        self.diverged_at = bookkeeping.get("diverged_at")
 
     def outcome(self, plan) -> dict:
         """The summary.json fields this recorder knows: status, steps, final and best."""
@@ -110,7 +126,9 @@ class Recorder:
         """Write the epoch's rows; return True when training must stop (a non-finite loss).
 
         Rows end at multiples of log_every and at the epoch's last step, so a row's train
-        loss/accuracy window never spans two epochs.
+        loss/accuracy window never spans two epochs. The norms are means over the same
+        window (finite values only: ``window_means``); update_ratio is the row's
+        update_norm / param_norm.
 
         Vectorized: the host work per epoch must stay small next to the device's (on two
         cores, Python time is taken from XLA's threads).
@@ -125,6 +143,11 @@ class Recorder:
         loss_sums = np.diff(np.cumsum(loss[:n])[ends], prepend=0.0)
         acc_sums = np.diff(np.cumsum(accuracy[:n])[ends], prepend=0.0)
         counts = np.diff(ends + 1, prepend=0).astype(np.float64)
+        # StepMetrics' grad_norm, update_norm, param_norm: the mean over each row's window
+        norms = window_means(np.asarray(metrics[3:6], np.float64)[:, :n], ends)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = norms[1] / norms[2]
+        (grad_norm, update_norm, param_norm), update_ratio = norms.tolist(), ratio.tolist()
         span = elapsed_s - self._last_time
         rows = [
             {
@@ -134,8 +157,14 @@ class Recorder:
                 "train_loss": float(loss_sum / count),
                 "train_accuracy": float(acc_sum / count),
                 "elapsed_s": round(self._last_time + span * (i + 1) / len(loss), 6),
+                "grad_norm": grad_norm[j],
+                "update_norm": update_norm[j],
+                "param_norm": param_norm[j],
+                "update_ratio": update_ratio[j],
             }
-            for i, loss_sum, acc_sum, count in zip(ends, loss_sums, acc_sums, counts, strict=True)
+            for j, (i, loss_sum, acc_sum, count) in enumerate(
+                zip(ends, loss_sums, acc_sums, counts, strict=True)
+            )
         ]
         self.steps_done = first + n
         self._last_time = elapsed_s
@@ -152,10 +181,7 @@ class Recorder:
         return bool(bad.size)
 
     def _show(self, row: dict) -> None:
-        if self.progress is None:
-            return
-        postfix = {"loss": f"{row['train_loss']:.4g}", "lr": f"{row['lr']:.3g}"}
-        if "val_accuracy" in self.last_eval:
-            postfix["val_acc"] = f"{self.last_eval['val_accuracy']:.4f}"
-        self.progress.set_postfix(postfix, refresh=False)
-        self.progress.update(1)
+        """The epoch's bar step and lines (an evaluation, a divergence), from what this
+        fetch group brought: nothing is read from the device for them."""
+        if self.progress is not None:
+            self.progress.recorded(self, row)

@@ -1,7 +1,7 @@
 """What a run reports in summary.json besides its metrics: times, environment, versions.
 
 ``run_summary`` assembles the summary of a single run and of a sweep member alike (the
-fields are documented in README's "The run directory").
+fields are documented in docs/design.md "The run directory").
 """
 
 from __future__ import annotations

@@ -42,10 +42,17 @@ FREE = (
     "train.checkpoint_interval_s",
     "train.keep_checkpoints",
     "train.checkpoints_when_done",
+    "train.progress",
 )
-# Keys of this launch, never taken from the run's config.yaml: the resume keys, and where
-# this process keeps its compilation cache.
-LAUNCH = ("resume", "resume_allow_changes", "compile_cache")
+# How this process joins a multi-process job (its id, the coordinator of this launch).
+DISTRIBUTED = tuple(
+    f"distributed.{key}"
+    for key in ("name", "coordinator_address", "num_processes", "process_id", "timeout_s")
+)
+FREE += DISTRIBUTED
+# Keys of this launch, never taken from the run's config.yaml: the resume keys, where
+# this process keeps its compilation cache, and how it joins a multi-process job.
+LAUNCH = ("resume", "resume_allow_changes", "compile_cache", "train.progress", *DISTRIBUTED)
 # Keys whose change gives the state another structure, shapes or dtypes (named first when a
 # checkpoint cannot take the changes): the model, the data's shape, the optimizer, the
 # schedule (reduce_on_plateau keeps state), the dtype.

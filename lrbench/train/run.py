@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import signal
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -16,6 +15,7 @@ from lrbench.errors import ConfigError
 from lrbench.optim.resumed_values import apply_resume_changes
 from lrbench.runs import RunDir
 from lrbench.train import distributed, session
+from lrbench.train import progress as progress_lines
 from lrbench.train.checkpoint import CheckpointError, Checkpoints, Restored, StateMismatch
 from lrbench.train.interrupt import Interrupted
 from lrbench.train.program import build_program
@@ -63,14 +63,17 @@ def run(
             cfg.mesh.members,
             "splits the members of a sweep: only with sweep=vmap (mesh=data for one run)",
         )
-    with prepared(cfg) as setup, distributed.own_dir(out_dir) as out_dir:
+    with prepared(cfg) as setup, distributed.own_dir(out_dir) as write_dir:
         start = time.perf_counter()
         init_key, _ = run_keys(cfg.seed)
         state = create_state(
             setup.model, setup.tx, setup.dataset.spec.input_shape, init_key, setup.dtype
         )
+        # orbax's multi-host mode: every process of a job opens the run's checkpoints (its
+        # saves and restores are collective); process 0 writes the files
         checkpoints = Checkpoints(out_dir, cfg.train.keep_checkpoints)
         restored = None if resume is None else _restore(checkpoints, state, resume, cfg.optimizer)
+        out_dir = write_dir
         # Everything is validated: only now does the run directory get files of ours.
         run_dir = _open_run_dir(out_dir, config_record, checkpoints, resume, restored)
         if restored is not None:
@@ -106,7 +109,9 @@ def _restore(
 ) -> Restored | None:
     """The newest usable checkpoint, with the allowed changes written into its state."""
     try:
-        restored = checkpoints.restore(state, files_fit(resume.run_dir))
+        restored = checkpoints.restore(
+            state, files_fit(resume.run_dir), prune_newer=distributed.is_writer()
+        )
         if restored is None or not resume.changes:
             return restored
         opt_state = apply_resume_changes(restored.state.opt_state, resume.changes, optimizer)
@@ -134,8 +139,9 @@ def _open_run_dir(
     """A fresh run starts over (a folder Hydra reused may hold an older run); a resumed
     one cuts its files back to its checkpoint (or to nothing, without one)."""
     run_dir = RunDir(out_dir)
-    if resume is None:
-        checkpoints.clear()
+    if resume is None or not distributed.is_writer():  # (the others' folder is a scratch one)
+        if distributed.is_writer():
+            checkpoints.clear()
         run_dir.start_over()
         run_dir.write_config(config_record)
     else:
@@ -152,12 +158,12 @@ def _train(setup: Setup, run_dir: RunDir, quiet: bool, start_point: StartPoint) 
     plan = setup.plan
     _, data_key = run_keys(setup.cfg.seed)
     program = build_program(setup, data_key)
-    progress = _progress_bar(plan.n_epochs, quiet, start_point.progress.get("epochs_done", 0))
+    progress = _progress_bar(setup, run_dir, quiet, start_point)
     recorder = Recorder(run_dir, plan.steps_per_epoch, plan.log_every, progress)
     tracks = OneRun(recorder)
-    trained = session.train(setup, program, tracks, start_point)
-    if progress is not None:
-        progress.close()
+    announced = replace(start_point, checkpoints=progress.announcing(start_point.checkpoints))
+    trained = session.train(setup, program, tracks, announced)
+    progress.close()
     first_step = trained.resumed_from[-1] if trained.resumed_from else 0
     summary = run_summary(
         recorder=recorder,
@@ -172,13 +178,13 @@ def _train(setup: Setup, run_dir: RunDir, quiet: bool, start_point: StartPoint) 
         summary["resumed_from"] = trained.resumed_from
     if trained.interrupted_by is not None:
         summary |= {"status": "interrupted", "interrupted_by": trained.interrupted_by}
-    log.info("finished: %s", summary)
+    progress.end(summary)
     return summary
 
 
-def _progress_bar(n_epochs: int, quiet: bool, done: int = 0):
-    if quiet or not sys.stderr.isatty():
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=n_epochs, initial=done, unit="epoch", dynamic_ncols=True, leave=False)
+def _progress_bar(
+    setup: Setup, run_dir: RunDir, quiet: bool, start_point: StartPoint
+) -> progress_lines.RunProgress:
+    """A bar on a terminal, lines elsewhere (``train.progress``), and the lines in train.log
+    always; its start line is said (``lrbench.train.progress``)."""
+    return progress_lines.for_run(setup, run_dir.path, quiet, start_point.progress)

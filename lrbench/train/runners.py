@@ -1,6 +1,6 @@
 """Epoch runners: the compiled programs that apply a whole epoch (or a block) of steps.
 
-Three strategies, chosen per backend and model by measurement (README, "Design", "Loop
+Three strategies, chosen per backend and model by measurement (docs/design.md "Design", "Loop
 strategies, by measurement"): ``scan`` compiles an epoch as one ``lax.scan``; ``unrolled``
 compiles ``unroll`` steps as straight-line code and loops over such blocks from Python (on
 XLA:CPU a conv net inside a rolled scan measured ~8x slower per step, see ``resolve_loop``);
@@ -151,8 +151,9 @@ class FullBatchEpochs(Executables):
 
 def resolve_loop(loop: Loop, has_conv: bool, backend: str) -> Loop:
     """auto: one jitted step per dispatch for conv nets (cnn, resnet: models.is_convolutional)
-    on CPU (a rolled scan of convs ran ~8x slower per step there, unrolled blocks ~2x: README
-    "Design", "Loop strategies, by measurement"), a scan per epoch everywhere else."""
+    on CPU (a rolled scan of convs ran ~8x slower per step there, unrolled blocks ~2x:
+    docs/design.md "Design", "Loop strategies, by measurement"), a scan per epoch everywhere
+    else."""
     if loop is not Loop.auto:
         return loop
     return Loop.step if has_conv and backend == "cpu" else Loop.scan

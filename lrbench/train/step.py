@@ -15,9 +15,24 @@ from lrbench.train.state import TrainState
 
 
 class StepMetrics(NamedTuple):
+    """What one step tells the host, stacked per step on device (metrics.csv's columns)."""
+
     loss: jax.Array  # mean train loss of the batch, before the update
     accuracy: jax.Array
     lr: jax.Array  # the learning rate this update applied
+    grad_norm: jax.Array  # global L2 norm of the loss's gradient: unscaled, before clipping
+    update_norm: jax.Array  # global L2 norm of the update applied (optax's ``updates``)
+    param_norm: jax.Array  # global L2 norm of the parameters the step started from
+
+
+def norms(grads, updates, params, loss_scale: jax.Array | None = None):
+    """(grad_norm, update_norm, param_norm): global L2 norms over all leaves. The gradient
+    is that of a loss multiplied by ``loss_scale`` (float16 loss scaling; a power of two, so
+    dividing the norm unscales it exactly); not finite when the gradient is not."""
+    grad_norm = optax.tree.norm(grads)
+    if loss_scale is not None:
+        grad_norm = grad_norm / loss_scale
+    return grad_norm, optax.tree.norm(updates), optax.tree.norm(params)
 
 
 TrainStep = Callable[[TrainState, jax.Array, jax.Array], tuple[TrainState, StepMetrics]]
@@ -39,7 +54,8 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation) -> Train
     The model computes in its compute dtype; the loss is float32 (``objective``). With
     dynamic loss scaling (float16: ``optim/loss_scale.py``) the gradient is that of the loss
     times the scale held in the optimizer state, which unscales it and skips the update when
-    it is not finite; the loss recorded is the unscaled one, finite on a skipped step."""
+    it is not finite; the loss recorded is the unscaled one, finite on a skipped step, and
+    so is the gradient norm (a skipped step's is not finite, its update's norm 0)."""
 
     def train_step(state: TrainState, x: jax.Array, y: jax.Array):
         scale = current_loss_scale(state.opt_state)  # None: no loss scaling
@@ -63,7 +79,12 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation) -> Train
             batch_stats=batch_stats,
             opt_state=opt_state,
         )
-        metrics = StepMetrics(loss, correct(logits, y).mean(), current_lr(opt_state))
+        metrics = StepMetrics(
+            loss,
+            correct(logits, y).mean(),
+            current_lr(opt_state),
+            *norms(grads, updates, state.params, scale),
+        )
         return new_state, metrics
 
     return train_step
@@ -99,9 +120,22 @@ def make_lbfgs_step(
             params=optax.apply_updates(state.params, updates),
             opt_state=opt_state,
         )
-        return new_state, StepMetrics(data_loss, correct(logits, y).mean(), current_lr(opt_state))
+        metrics = StepMetrics(
+            data_loss,
+            correct(logits, y).mean(),
+            current_lr(opt_state),
+            *norms(grads, updates, state.params),  # the update: the line search's step
+        )
+        return new_state, metrics
 
     return train_step
 
 
-__all__ = ["StepMetrics", "TrainStep", "lbfgs_objective", "make_lbfgs_step", "make_train_step"]
+__all__ = [
+    "StepMetrics",
+    "TrainStep",
+    "lbfgs_objective",
+    "make_lbfgs_step",
+    "make_train_step",
+    "norms",
+]

@@ -15,6 +15,9 @@ commands:
                       e.g. lrbench train model=cnn dataset=digits optimizer=sgd optimizer.lr=0.1
   find-lr [overrides] the LR range test of a configuration: lr_find.csv, lr_find.png, suggestions
                       e.g. lrbench find-lr model=cnn dataset=digits optimizer=adam
+  study [overrides]   the optimizer-benchmark protocol: per problem and optimizer, a vectorized LR
+                      grid, the best LR rerun over seeds; study.csv/json/html (docs/study.md)
+                      e.g. lrbench study study.optimizers=[sgd,adam] study.prune.name=halving
   list [group ...]    the models, datasets, optimizers, schedules and experiments available;
                       group=option: its keys (type, default, range, meaning)
                       e.g. lrbench list optimizers; lrbench list optimizer=adam
@@ -78,6 +81,20 @@ def _find_lr(args: list[str]) -> int:
     from lrbench.lr_find.app import find_lr
 
     return _hydra_app(find_lr, "find-lr", args)
+
+
+def _study(args: list[str]) -> int:
+    from lrbench.errors import BadInputExit, ConfigError
+    from lrbench.study.app import study, study_unit
+
+    if any(a in ("-h", "--help", "--cfg", "-c", "--info") for a in args):
+        return _hydra_app(study_unit, "study", args)
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        study(args)
+    except ConfigError as error:
+        raise BadInputExit(error) from error
+    return 0
 
 
 LIST_USAGE = """\
@@ -154,6 +171,7 @@ def _report(args: list[str]) -> int:
 COMMANDS = {
     "train": _train,
     "find-lr": _find_lr,
+    "study": _study,
     "list": _list,
     "compare": _compare,
     "plot": _plot,

@@ -28,7 +28,8 @@ COMPLETED = "completed"
 DIVERGED = "diverged"  # a non-finite training loss stopped it (``diverged_at_step``)
 FAILED = "failed"  # an error stopped it (``error``)
 INTERRUPTED = "interrupted"  # SIGTERM or Ctrl-C, after a checkpoint (``interrupted_by``)
-STATUSES = (COMPLETED, DIVERGED, FAILED, INTERRUPTED)
+PRUNED = "pruned"  # a study's successive halving stopped it early (``pruned_at_step``)
+STATUSES = (COMPLETED, DIVERGED, FAILED, INTERRUPTED, PRUNED)
 RUNNING = "running"  # no summary.json: the run is going, or was killed (never written)
 
 # The metrics of ``final`` and ``best`` (as metrics.csv names them): True when higher is

@@ -15,6 +15,7 @@ from lrbench.config.mesh import DISTRIBUTED_SCHEMAS, MESH_SCHEMAS, DistributedCo
 from lrbench.config.model import MODEL_SCHEMAS, ModelConfig
 from lrbench.config.optimizer import OPTIMIZER_SCHEMAS, OptimizerConfig
 from lrbench.config.schedule import SCHEDULE_SCHEMAS, ScheduleConfig
+from lrbench.config.study import StudyAppConfig, StudyConfig
 from lrbench.config.sweep import SWEEP_SCHEMAS, VmapSweepConfig
 from lrbench.config.train import Device, LRFindConfig, TrainConfig
 from lrbench.errors import ConfigError
@@ -74,6 +75,8 @@ def register_schemas() -> None:
     A schema shared by several names is stored once, under the first (adamw's: adam_schema)."""
     store = ConfigStore.instance()
     store.store(name="config_schema", node=Config)
+    store.store(name="study_app_schema", node=StudyAppConfig)
+    store.store(group="study", name="study_schema", node=StudyConfig)
     for group, schemas in SCHEMAS.items():
         stored: set[type] = set()
         for name, schema in schemas.items():

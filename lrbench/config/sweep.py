@@ -2,12 +2,40 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import enum
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from omegaconf import MISSING
 
 from lrbench.config.base import Checked
+
+
+class Pruning(enum.Enum):
+    none = "none"
+    halving = "halving"  # successive halving (Jamieson & Talwalkar 2016; Li et al. 2018)
+
+
+# The validation metrics a pruned sweep ranks its members on; True: higher is better.
+RANK_METRICS = {"val_accuracy": True, "val_loss": False}
+
+
+@dataclass
+class PruneConfig(Checked):
+    """Successive halving inside the vectorized sweep: at rungs (epochs E/eta^r, r = R..1),
+    the live LR settings (members with the same values but the seed) are ranked on the mean
+    of ``metric`` over their seeds, and the best 1/eta train on, in a smaller program."""
+
+    group: ClassVar[str] = "sweep.prune"
+    name: Pruning = Pruning.none
+    eta: int = 3
+    metric: str = "val_accuracy"
+
+    def __post_init__(self) -> None:
+        if self.eta < 2:
+            self._fail("eta", "must be an integer >= 2 (the fraction 1/eta of settings goes on)")
+        if self.metric not in RANK_METRICS:
+            self._fail("metric", f"must be one of {', '.join(RANK_METRICS)}")
 
 
 @dataclass
@@ -21,6 +49,7 @@ class VmapSweepConfig(Checked):
     hparams: Any = None  # {name: [values]}; typed Any so `sweep.hparams={b1:[...]}` replaces it
     seeds: int = MISSING
     max_members: int = MISSING
+    prune: PruneConfig = field(default_factory=PruneConfig)
 
     def __post_init__(self) -> None:
         if any(not lr > 0 for lr in self.lr):

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 from omegaconf import MISSING
@@ -100,6 +100,45 @@ class LRFindConfig(Checked):
             self._fail("stop_factor", "must be > 1")
 
 
+# The metrics a target can be set on (as metrics.csv names them), higher is better or not.
+TARGET_METRICS = ("val_accuracy", "val_loss", "test_accuracy", "test_loss")
+
+
+@dataclass
+class TargetConfig(Checked):
+    """A validation target (AlgoPerf's time-to-target): the first evaluation that reaches
+    ``value`` on ``metric`` is recorded in summary.json's ``target`` (step and seconds);
+    ``stop``: the run ends there."""
+
+    group: ClassVar[str] = "train.target"
+    metric: str | None = None  # None: no target
+    value: float | None = None
+    stop: bool = False
+
+    def __post_init__(self) -> None:
+        if self.metric is None:
+            if self.value is not None or self.stop:
+                self._fail(
+                    "metric",
+                    f"must be set with a target value or stop: one of {', '.join(TARGET_METRICS)}",
+                )
+            return
+        if self.metric not in TARGET_METRICS:
+            self._fail("metric", f"must be one of {', '.join(TARGET_METRICS)}")
+        if self.value is None:
+            self._fail("value", f"must be set with train.target.metric={self.metric}")
+        self._finite("value")
+        if self.metric.endswith("accuracy"):
+            self._in("[0, 1]", "value")
+
+    @property
+    def higher_is_better(self) -> bool:
+        return bool(self.metric and self.metric.endswith("accuracy"))
+
+    def reached(self, value: float) -> bool:
+        return value >= self.value if self.higher_is_better else value <= self.value
+
+
 @dataclass
 class TrainConfig(Checked):
     group: ClassVar[str] = "train"
@@ -118,6 +157,7 @@ class TrainConfig(Checked):
     keep_checkpoints: int = MISSING
     checkpoints_when_done: WhenDone = WhenDone.keep
     progress: ProgressMode = ProgressMode.auto
+    target: TargetConfig = field(default_factory=TargetConfig)
 
     def __post_init__(self) -> None:
         self._positive("epochs", "batch_size", "eval_every", "eval_batch_size", "log_every")

@@ -23,11 +23,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from lrbench.config import Config
+from lrbench.config.sweep import PruneConfig, Pruning
 from lrbench.errors import ConfigError
 from lrbench.flat_config import flatten
 from lrbench.runs import RunDir, read_config
-from lrbench.summary import COMPLETED, DIVERGED, read_summary
+from lrbench.summary import COMPLETED, DIVERGED, PRUNED, read_summary
 from lrbench.sweep import member_dir
+from lrbench.sweep.halving import Halving, rung_epochs
 from lrbench.sweep.index import SweepIndex
 from lrbench.sweep.members import Member, expand
 from lrbench.train import distributed, session
@@ -44,7 +46,7 @@ from lrbench.train.sharding import MEMBERS
 from lrbench.train.tracks import Lanes
 
 log = logging.getLogger("lrbench")
-FINISHED = (COMPLETED, DIVERGED)
+FINISHED = (COMPLETED, DIVERGED, PRUNED)
 
 
 def run_vmap_sweep(
@@ -66,7 +68,7 @@ def run_vmap_sweep(
             if done and all(s is not None and s.get("status") in FINISHED for s in done):
                 summaries += done  # finished before the sweep stopped
                 continue
-            trained = _train_chunk(chunk, setup, out_dir, resume=resume)
+            trained = _train_chunk(chunk, setup, out_dir, resume=resume, prune=cfg.sweep.prune)
             for member, summary in zip(chunk, trained, strict=True):
                 run_dir = member_dir(out_dir, member.index)
                 index.append(member.index, run_dir, member.values, summary)
@@ -113,6 +115,29 @@ def _check_split(setup: Setup, n_members: int, chunk: int) -> None:
         )
 
 
+def _halving(
+    prune: PruneConfig, chunk: list[Member], setup: Setup, lanes: Lanes, data_keys: jax.Array
+) -> Halving | None:
+    """The rungs of a pruned chunk (None: no pruning, or no rung fits in its epochs)."""
+    if prune.name is Pruning.none:
+        return None
+    settings = [tuple(v for k, v in m.values.items() if k != "seed") for m in chunk]
+    plan = setup.plan
+    ends = rung_epochs(len(set(settings)), prune.eta, plan.n_epochs, plan.eval_every)
+    if not ends:
+        return None
+    return Halving(
+        lanes=lanes,
+        settings=settings,
+        data_keys=data_keys,
+        ends=ends,
+        metric=prune.metric,
+        eta=prune.eta,
+        groups=1 if setup.mesh is None else setup.mesh.shape[MEMBERS],
+        rebuild=lambda keys: build_program(setup, keys, members=True),
+    )
+
+
 def _files_fit(out_dir: Path, chunk: list[Member]):
     """A chunk's checkpoint is usable when each member's files hold its bytes then."""
 
@@ -130,7 +155,9 @@ def _files_fit(out_dir: Path, chunk: list[Member]):
     return problem
 
 
-def _train_chunk(chunk: list[Member], setup: Setup, out_dir: Path, *, resume: bool) -> list[dict]:
+def _train_chunk(
+    chunk: list[Member], setup: Setup, out_dir: Path, *, resume: bool, prune: PruneConfig
+) -> list[dict]:
     start = time.perf_counter()
     cfg, plan = setup.cfg, setup.plan
     keys = [run_keys(member.config.seed) for member in chunk]
@@ -140,7 +167,8 @@ def _train_chunk(chunk: list[Member], setup: Setup, out_dir: Path, *, resume: bo
         if key.startswith("optimizer.")
     }
     states = initial_states(setup, jnp.stack([k for k, _ in keys]), hyperparams)
-    program = build_program(setup, jnp.stack([k for _, k in keys]), members=True)
+    data_keys = jnp.stack([k for _, k in keys])
+    program = build_program(setup, data_keys, members=True)
     checkpoints = Checkpoints(
         out_dir, cfg.train.keep_checkpoints, f"{FOLDER}/chunk-{chunk[0].index}"
     )
@@ -161,7 +189,15 @@ def _train_chunk(chunk: list[Member], setup: Setup, out_dir: Path, *, resume: bo
             run_dir.write_config(member.record)
         else:
             run_dir.resume(member.record, restored.progress["members"][k]["files"], restored.step)
-        recorders.append(Recorder(run_dir, plan.steps_per_epoch, plan.log_every, progress.lane(k)))
+        recorders.append(
+            Recorder(
+                run_dir,
+                plan.steps_per_epoch,
+                plan.log_every,
+                progress.lane(k),
+                target=member.config.train.target,
+            )
+        )
     if restored is not None:
         states = setup.layout(members=True).place(restored.state)
         log.info(
@@ -171,13 +207,17 @@ def _train_chunk(chunk: list[Member], setup: Setup, out_dir: Path, *, resume: bo
         checkpoints.clear()
     announced = progress.announcing(checkpoints)  # a line per checkpoint
     start_point = StartPoint(start, states, announced, restored, resumed=restored is not None)
+    lanes = Lanes(list(recorders))
+    rungs = _halving(prune, chunk, setup, lanes, data_keys)
     try:
-        trained = session.train(setup, program, Lanes(recorders), start_point)
+        trained = session.train(setup, program, lanes, start_point, rungs)
     finally:
         checkpoints.close()
         progress.close()
+    if rungs is not None:
+        rungs.finish()
     summaries = []
-    for k, (member, recorder) in enumerate(zip(chunk, recorders, strict=True)):
+    for member, recorder in zip(chunk, recorders, strict=True):
         first = trained.resumed_from[-1] if trained.resumed_from else 0
         times = trained.times(recorder.steps_done, min(first, recorder.steps_done))
         # Each member's share of the program's time: steps_per_s is then comparable with a
@@ -191,12 +231,13 @@ def _train_chunk(chunk: list[Member], setup: Setup, out_dir: Path, *, resume: bo
             loop=program.loop,
             loop_started_unix=trained.loop_started_unix,
             setup=setup,
-            params=jax.tree.map(lambda a, k=k: a[k], trained.state.params),
-            sweep={"member": member.index, "members": len(chunk), "values": member.values},
+            params=jax.tree.map(lambda a: a[0], trained.state.params),  # (counted only)
+            sweep={"member": member.index, "members": len(chunk), "values": member.values}
+            | ({} if rungs is None else {"rungs": rungs.ends, "lane_steps": rungs.lane_steps}),
         )
         if trained.resumed_from:
             summary["resumed_from"] = trained.resumed_from
-        if trained.interrupted_by is not None and recorder.diverged_at is None:
+        if trained.interrupted_by is not None and not recorder.done:
             summary |= {"status": "interrupted", "interrupted_by": trained.interrupted_by}
         recorder.run_dir.write_summary(summary)
         recorder.run_dir.close()

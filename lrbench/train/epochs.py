@@ -34,6 +34,18 @@ class Boundary(Protocol):
         """Called once that epoch is recorded: writes the checkpoint; True: stop here."""
 
 
+class Rungs(Protocol):
+    """Epoch ends where a sweep drops members (``lrbench.sweep.halving``)."""
+
+    compile_s: float  # the smaller programs' compile seconds
+
+    def due(self, epoch: int) -> bool:
+        """Whether the end of ``epoch`` is a rung."""
+
+    def prune(self, state, program: Program, epochs_done: int) -> tuple[object, Program]:
+        """Called once that epoch is recorded: the survivors' states and their program."""
+
+
 def run_epochs(
     state,
     program: Program,
@@ -41,6 +53,7 @@ def run_epochs(
     *,
     record: Record,
     boundary: Boundary | None = None,
+    rungs: Rungs | None = None,
     first_epoch: int = 0,
 ):
     """Train for the plan's epochs from ``first_epoch``; return (final state, loop seconds).
@@ -55,7 +68,7 @@ def run_epochs(
     XLA's threads; on a GPU a 9-step epoch takes about as long as its bookkeeping). Where
     ``boundary`` wants an epoch's end (a checkpoint, a stop), everything up to that epoch is
     recorded at once, before the next is dispatched: the state saved and the rows on disk
-    agree.
+    agree. At ``rungs`` likewise, and the members left train on in a smaller program.
     """
     fetch = _Fetcher(record)
     pending: list = []  # (steps, metrics, evaluation) of epochs dispatched, not yet recorded
@@ -71,7 +84,13 @@ def run_epochs(
                 state = program.feedback(state, evaluation)
         pending.append((steps, metrics, evaluation))
         last = epoch + 1 == plan.n_epochs
-        if boundary is not None and not last and boundary.due(epoch):
+        if rungs is not None and not last and rungs.due(epoch):
+            stop = fetch(pending)
+            pending = []
+            if stop:
+                break
+            state, program = rungs.prune(state, program, epoch + 1)
+        elif boundary is not None and not last and boundary.due(epoch):
             stop = fetch(pending)
             pending = []
             if stop or boundary.checkpoint_then_stop(state, epoch + 1):

@@ -245,7 +245,7 @@ class MembersProgress(RunProgress):
         super().__init__(console, plan, **kwargs)
         self.names, self.first_index = names, first_index
         self._reports: list = []  # (lane, recorder, row) of the epoch being reported
-        self._out: set[int] = set()  # lanes that diverged
+        self._out: set[int] = set()  # lanes that are done (diverged, pruned, at their target)
 
     def lane(self, k: int) -> _Lane:
         return _Lane(self, k)
@@ -260,11 +260,14 @@ class MembersProgress(RunProgress):
         if len(self._reports) < len(self.names) - len(self._out):
             return
         reports, self._reports = self._reports, []
-        self._out |= {k for k, recorder, _ in reports if recorder.diverged_at is not None}
+        self._out |= {k for k, recorder, _ in reports if recorder.done}
         self._epoch_done(reports)
 
+    def lane_pruned(self, k: int) -> None:
+        self._out.add(k)
+
     def _epoch_done(self, reports: list) -> None:
-        live = [(k, rec, row) for k, rec, row in reports if rec.diverged_at is None]
+        live = [(k, rec, row) for k, rec, row in reports if not rec.done]
         evaluated = [(k, rec) for k, rec, _ in live if rec.last_eval.get("step") == rec.steps_done]
         scored = [(k, rec) for k, rec in evaluated if _finite(rec.last_eval.get("val_accuracy"))]
         top = max(scored, key=lambda e: e[1].last_eval["val_accuracy"], default=None)
@@ -317,6 +320,10 @@ class _Lane:
 
     def recorded(self, recorder, row: dict) -> None:
         self.members.lane_recorded(self.k, recorder, row)
+
+    def pruned(self) -> None:
+        """Its member left the program without a row (successive halving)."""
+        self.members.lane_pruned(self.k)
 
 
 def _finite(value) -> bool:

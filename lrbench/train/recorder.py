@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from lrbench.config.train import TargetConfig
 from lrbench.runs import RunDir
 
 
@@ -66,19 +67,23 @@ class Recorder:
     steps_per_epoch: int
     log_every: int
     progress: object | None = None  # lrbench.train.progress: the bar and lines (None: silent)
+    target: TargetConfig | None = None  # train.target (None or metric None: no target)
     diverged_at: int | None = None
+    pruned_at: int | None = None  # a study's successive halving stopped it here
+    target_reached: dict | None = None  # {"step", "value", "loop_s"}: the first evaluation at it
     steps_done: int = 0
     last_row: dict = field(default_factory=dict)
     last_eval: dict = field(default_factory=dict)
     best_val_accuracy: Best = field(default_factory=Best)
     best_val_loss: Best = field(default_factory=Best)
     _last_time: float = 0.0
-    _clock_offset: float = 0.0  # a resumed run's clock goes on from its checkpoint's
+    clock_offset: float = 0.0  # a resumed run's clock goes on from its checkpoint's
 
     def record(self, metrics, evaluation: dict | None, elapsed_s: float) -> bool:
-        """Record one epoch fetched from the device; True when training must stop."""
+        """Record one epoch fetched from the device; True when training must stop (a
+        non-finite loss, or a target that stops the run)."""
         return self.record_epoch(
-            metrics, flatten_evaluation(evaluation), elapsed_s + self._clock_offset
+            metrics, flatten_evaluation(evaluation), elapsed_s + self.clock_offset
         )
 
     def bookkeeping(self) -> dict:
@@ -92,6 +97,8 @@ class Recorder:
             "best_val_loss": asdict(self.best_val_loss),
             "elapsed_s": self._last_time,
             "diverged_at": self.diverged_at,  # a sweep member may diverge before its chunk ends
+            "pruned_at": self.pruned_at,
+            "target_reached": self.target_reached,
         }
 
     def restore(self, bookkeeping: dict) -> None:
@@ -101,14 +108,29 @@ class Recorder:
         self.last_eval = dict(bookkeeping["last_eval"])
         self.best_val_accuracy = Best(**bookkeeping["best_val_accuracy"])
         self.best_val_loss = Best(**bookkeeping["best_val_loss"])
-        self._last_time = self._clock_offset = bookkeeping["elapsed_s"]
+        self._last_time = self.clock_offset = bookkeeping["elapsed_s"]
         self.diverged_at = bookkeeping.get("diverged_at")
+        self.pruned_at = bookkeeping.get("pruned_at")
+        self.target_reached = bookkeeping.get("target_reached")
+
+    @property
+    def done(self) -> bool:
+        """No more rows: it diverged, was pruned, or reached a target that stops it."""
+        stopped_at_target = self.target_reached is not None and self.target.stop
+        return self.diverged_at is not None or self.pruned_at is not None or stopped_at_target
+
+    @property
+    def status(self) -> str:
+        if self.diverged_at is not None:
+            return "diverged"
+        return "pruned" if self.pruned_at is not None else "completed"
 
     def outcome(self, plan) -> dict:
         """The summary.json fields this recorder knows: status, steps, final and best."""
         return {
-            "status": "diverged" if self.diverged_at is not None else "completed",
+            "status": self.status,
             "diverged_at_step": self.diverged_at,
+            **({"pruned_at_step": self.pruned_at} if self.pruned_at is not None else {}),
             "steps": self.steps_done,
             "epochs": round(self.steps_done / plan.steps_per_epoch, 6),
             "final": {k: self.last_row.get(k) for k in ("lr", "train_loss", "train_accuracy")}
@@ -120,7 +142,36 @@ class Recorder:
                 "val_loss": self.best_val_loss.value,
                 "val_loss_step": self.best_val_loss.step,
             },
+            **self._target_outcome(),
         }
+
+    def _target_outcome(self) -> dict:
+        """summary.json's ``target``: where it was first reached (``reached`` false: never)."""
+        if self.target is None or self.target.metric is None:
+            return {}
+        where = self.target_reached or {"step": None, "value": None, "loop_s": None}
+        return {
+            "target": {
+                "metric": self.target.metric,
+                "value": self.target.value,
+                "reached": self.target_reached is not None,
+                "step": where["step"],
+                "metric_value": where["value"],
+                "loop_s": where["loop_s"],
+            }
+        }
+
+    def _offer_target(self, evaluation: dict, elapsed_s: float) -> None:
+        target = self.target
+        if target is None or target.metric is None or self.target_reached is not None:
+            return
+        value = evaluation.get(target.metric)
+        if value is not None and math.isfinite(value) and target.reached(value):
+            self.target_reached = {
+                "step": self.steps_done,
+                "value": value,
+                "loop_s": round(elapsed_s, 4),
+            }
 
     def record_epoch(self, metrics, evaluation: dict | None, elapsed_s: float) -> bool:
         """Write the epoch's rows; return True when training must stop (a non-finite loss).
@@ -175,10 +226,11 @@ class Recorder:
             self.last_eval = dict(evaluation, step=self.steps_done)
             self.best_val_accuracy.offer(evaluation["val_accuracy"], self.steps_done, True)
             self.best_val_loss.offer(evaluation["val_loss"], self.steps_done, False)
+            self._offer_target(evaluation, elapsed_s)
         self.run_dir.append_metrics(rows)
         self.last_row = rows[-1]
         self._show(rows[-1])
-        return bool(bad.size)
+        return self.done
 
     def _show(self, row: dict) -> None:
         """The epoch's bar step and lines (an evaluation, a divergence), from what this

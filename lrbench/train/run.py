@@ -159,7 +159,9 @@ def _train(setup: Setup, run_dir: RunDir, quiet: bool, start_point: StartPoint) 
     _, data_key = run_keys(setup.cfg.seed)
     program = build_program(setup, data_key)
     progress = _progress_bar(setup, run_dir, quiet, start_point)
-    recorder = Recorder(run_dir, plan.steps_per_epoch, plan.log_every, progress)
+    recorder = Recorder(
+        run_dir, plan.steps_per_epoch, plan.log_every, progress, target=setup.cfg.train.target
+    )
     tracks = OneRun(recorder)
     announced = replace(start_point, checkpoints=progress.announcing(start_point.checkpoints))
     trained = session.train(setup, program, tracks, announced)

@@ -11,7 +11,7 @@ from typing import Protocol
 
 from lrbench.train.boundary import EpochBoundary
 from lrbench.train.checkpoint import Checkpoints, Restored
-from lrbench.train.epochs import run_epochs
+from lrbench.train.epochs import Rungs, run_epochs
 from lrbench.train.interrupt import stop_on_signals
 from lrbench.train.program import Program
 from lrbench.train.report import TIMES, carry_timing, timing
@@ -61,9 +61,16 @@ class Trained:
     interrupted_by: str | None = None  # the signal that stopped training at a checkpoint
 
 
-def train(setup: Setup, program: Program, tracks: Tracks, start_point: StartPoint) -> Trained:
+def train(
+    setup: Setup,
+    program: Program,
+    tracks: Tracks,
+    start_point: StartPoint,
+    rungs: Rungs | None = None,
+) -> Trained:
     """Run the plan's epochs from the start point; checkpoints at the epoch ends the config
-    asks for, and where SIGTERM/SIGINT asks to stop."""
+    asks for, and where SIGTERM/SIGINT asks to stop. ``rungs``: where a pruned sweep drops
+    members (it then compiles more programs: their compile time is ``rungs.compile_s``)."""
     cfg, plan, before = setup.cfg, setup.plan, start_point.progress
     if start_point.restored is not None:
         tracks.restore(before)
@@ -75,7 +82,7 @@ def train(setup: Setup, program: Program, tracks: Tracks, start_point: StartPoin
         now = timing(
             start=start_point.start,
             setup_s=setup_s,
-            compile_s=program.compile_s,
+            compile_s=program.compile_s + (0.0 if rungs is None else rungs.compile_s),
             loop_s=loop_s,
             steps=steps - first,
             load_s=setup.load_s,
@@ -98,15 +105,21 @@ def train(setup: Setup, program: Program, tracks: Tracks, start_point: StartPoin
     loop_started_unix = time.time()  # metrics.csv's elapsed_s counts from here
     loop_start = time.perf_counter()
     with stop_on_signals() as stop:
-        boundary = EpochBoundary(
-            cfg.train.checkpoint_every, cfg.train.checkpoint_interval_s, stop, save
+        # a pruned chunk checkpoints only where it is asked to stop (its member count
+        # changes at rungs: a resume starts it over)
+        every, interval_s = (
+            (0, 0.0)
+            if rungs is not None
+            else (cfg.train.checkpoint_every, cfg.train.checkpoint_interval_s)
         )
+        boundary = EpochBoundary(every, interval_s, stop, save)
         state, loop_s = run_epochs(
             start_point.state,
             program,
             plan,
             record=tracks.record,
             boundary=boundary,
+            rungs=rungs,
             first_epoch=before.get("epochs_done", 0),
         )
     return Trained(

@@ -28,17 +28,18 @@ class OneRun:
 
 
 class Lanes:
-    """Member k's metrics are lane k of the program's; a diverged member's records stop."""
+    """Member k's metrics are lane k of the program's; the records of a member that is done
+    (diverged, pruned, at a target that stops it) stop."""
 
     def __init__(self, recorders: list[Recorder]) -> None:
         self.recorders = recorders
 
     def record(self, metrics, evaluation: dict | None, elapsed_s: float) -> bool:
         for k, recorder in enumerate(self.recorders):
-            if recorder.diverged_at is None:
+            if not recorder.done:
                 lane = jax.tree.map(lambda a, k=k: a[k], (metrics, evaluation))
                 recorder.record(*lane, elapsed_s)
-        return all(recorder.diverged_at is not None for recorder in self.recorders)
+        return all(recorder.done for recorder in self.recorders)
 
     def bookkeeping(self) -> dict:
         return {

@@ -1,0 +1,221 @@
+"""One (problem, optimizer) unit of a study: tune, select, confirm; ``unit.json``.
+
+The tuning phase is the LR grid x tune seeds as one vmap sweep (``<unit>/tune/``, pruned by
+successive halving when the study asks), the LR is chosen on the mean validation value
+over the seeds, and the confirmation phase trains that LR x confirm seeds as a second vmap
+sweep (``<unit>/confirm/``) with the problem's target. Learning-rate-free optimizers skip
+the grid (tuning cost 0); ``optimizer.lr=auto`` runs the LR range test instead (its steps
+are the tuning cost). Every member is a normal run directory.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+
+import numpy as np
+from hydra import compose
+
+from lrbench.config import Config, resolved_dict, to_run_config
+from lrbench.config.study import StudyAppConfig
+from lrbench.study import analysis
+from lrbench.summary import DIVERGED, PRUNED
+from lrbench.sweep import member_dir
+
+log = logging.getLogger("lrbench")
+UNIT_FILE = "unit.json"
+GRID, FREE, AUTO = "grid", "free", "auto"
+
+
+def grid(app: StudyAppConfig) -> list[float]:
+    """The study's log-spaced LRs, rounded to 4 significant digits (as a user types them)."""
+    study = app.study
+    values = np.geomspace(study.lr_min, study.lr_max, study.points)
+    return [float(f"{v:.4g}") for v in values]
+
+
+def unit_overrides(app: StudyAppConfig, problem: str, entry: str) -> list[str]:
+    """The ``lrbench train`` overrides of a unit: the problem's preset, then the optimizer's."""
+    study = app.study
+    return [
+        f"experiment={problem}",
+        *study.overrides_of_problem(problem),
+        *study.overrides_of_optimizer(entry),
+        "train.progress=off",
+    ]
+
+
+def unit_config(overrides: list[str]) -> tuple[Config, dict]:
+    """``lrbench train``'s config for these overrides (Hydra's compose: the running app's
+    search path), typed and as config.yaml records it."""
+    cfg = compose(config_name="config", overrides=overrides)
+    return to_run_config(cfg), resolved_dict(cfg)
+
+
+def kind_of(app: StudyAppConfig, cfg: Config) -> str:
+    if cfg.optimizer.lr_auto:
+        return AUTO
+    return FREE if cfg.optimizer.name in app.study.lr_free else GRID
+
+
+def default_lr(optimizer: str) -> float:
+    """A learning-rate-free optimizer's own lr (a problem preset's lr is for its optimizer)."""
+    cfg, _ = unit_config([f"optimizer={optimizer}"])
+    return cfg.optimizer.lr
+
+
+def run_unit(app: StudyAppConfig, problem: str, entry: str, unit_dir: Path) -> dict:
+    """Tune, select, confirm; ``unit.json`` (a resumed study reads a finished unit's)."""
+    done = unit_dir / UNIT_FILE
+    if app.resume is not None and done.exists():
+        return json.loads(done.read_text())
+    study = app.study
+    base = unit_overrides(app, problem, entry)
+    cfg, _ = unit_config(base)
+    kind = kind_of(app, cfg)
+    unit: dict = {"problem": problem, "optimizer": entry, "how": kind}
+    selection = {
+        "metric": study.select.metric,
+        "mode": study.select.mode.value,
+        "higher_is_better": study.select.higher_is_better,
+    }
+    unit["selection"] = selection
+    if kind == GRID:
+        unit |= _tune(app, base, unit_dir / "tune")
+    elif kind == AUTO:
+        unit |= _range_test(cfg)
+    else:
+        unit |= _free(cfg)
+    unit |= _confirm(app, problem, base, unit["lr"], unit_dir / "confirm")
+    unit["status"] = "completed"
+    done.write_text(json.dumps(unit, indent=1) + "\n")
+    return unit
+
+
+def _sweep(overrides: list[str], out_dir: Path, resume: bool) -> list[dict]:
+    from lrbench.sweep.vmap import run_vmap_sweep
+
+    cfg, record = unit_config(overrides)
+    going_on = resume and (out_dir / "0" / "config.yaml").exists()
+    return run_vmap_sweep(cfg, record, out_dir, resume=going_on)
+
+
+def _score(summary: dict, select: dict) -> float | None:
+    where = summary.get("final" if select["mode"] == "final" else "best") or {}
+    value = where.get(select["metric"])
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _tune(app: StudyAppConfig, base: list[str], out_dir: Path) -> dict:
+    study = app.study
+    grid_lrs = grid(app)
+    overrides = [
+        *base,
+        "sweep=vmap",
+        f"sweep.lr=[{','.join(repr(lr) for lr in grid_lrs)}]",
+        f"sweep.seeds={study.tune_seeds}",
+        f"seed={app.seed}",
+        f"sweep.prune.name={study.prune.name.value}",
+        f"sweep.prune.eta={study.prune.eta}",
+        f"sweep.prune.metric={study.select.metric}",
+    ]
+    summaries = _sweep(overrides, out_dir, app.resume is not None)
+    select = {"metric": study.select.metric, "mode": study.select.mode.value}
+    higher = study.select.higher_is_better
+    trials = [
+        analysis.Trial(
+            lr=s["sweep"]["values"]["optimizer.lr"],
+            seed=s["sweep"]["values"]["seed"],
+            score=_score(s, select),
+            diverged=s["status"] == DIVERGED,
+            steps=s["steps"],
+        )
+        for s in summaries
+    ]
+    # a pruned setting's value is of an earlier epoch: it takes no part in the choice
+    finished = [t for t, s in zip(trials, summaries, strict=True) if s["status"] != PRUNED]
+    points = analysis.sensitivity(trials, higher)
+    # each member is a trial (a random draw of LR and seed); a diverged one scores the worst
+    ks = analysis.trial_counts(len(trials))
+    scores = analysis.trial_scores(trials, higher)
+    lane_steps = {s["sweep"].get("lane_steps") for s in summaries} - {None}
+    return {
+        "lr": analysis.select_lr(finished, higher),
+        "sensitivity": [vars(p) for p in points],
+        "tuneability": {
+            "width_decades": analysis.tuneability_width(points, higher),
+            "fraction_diverged": analysis.fraction_diverged(trials),
+        },
+        "expected_max": {"k": ks, "value": analysis.expected_max(scores, ks, higher)},
+        "tuning_cost": {
+            "member_steps": sum(t.steps for t in trials),
+            "full_grid_member_steps": len(trials) * max(s["steps"] for s in summaries),
+            "lane_steps": sum(lane_steps) if lane_steps else None,
+            "pruned": sum(s["status"] == PRUNED for s in summaries),
+        },
+        "tune_dirs": [str(member_dir(out_dir, k)) for k in range(len(summaries))],
+    }
+
+
+def _range_test(cfg: Config) -> dict:
+    from lrbench.lr_find.range_test import choose_lr
+
+    chosen, result = choose_lr(cfg)
+    return {
+        "lr": chosen.optimizer.lr,
+        "range_test": result.summary(),
+        "tuning_cost": {"member_steps": result.n_recorded},
+        **_no_grid(),
+    }
+
+
+def _free(cfg: Config) -> dict:
+    return {"lr": default_lr(cfg.optimizer.name), "tuning_cost": {"member_steps": 0}, **_no_grid()}
+
+
+def _no_grid() -> dict:
+    return {"sensitivity": [], "tuneability": None, "expected_max": {"k": [], "value": []}}
+
+
+def _confirm(app: StudyAppConfig, problem: str, base: list[str], lr: float, out_dir: Path) -> dict:
+    study = app.study
+    target = study.target_of(problem)
+    overrides = [
+        *base,
+        "sweep=vmap",
+        f"sweep.lr=[{lr!r}]",
+        f"sweep.seeds={study.confirm_seeds}",
+        f"seed={study.confirm_seed}",
+    ]
+    if target is not None:
+        overrides += [f"train.target.metric={study.target_metric}", f"train.target.value={target}"]
+    summaries = _sweep(overrides, out_dir, app.resume is not None)
+    finals = [s.get("final") or {} for s in summaries]
+    reached = [s["target"] for s in summaries if s.get("target", {}).get("reached")]
+    return {
+        "confirm": {
+            name: analysis.summarize([f.get(name) for f in finals])
+            for name in ("test_accuracy", "test_loss", "val_accuracy", "val_loss")
+        }
+        | {"diverged": sum(s["status"] == DIVERGED for s in summaries)},
+        "target": {
+            "metric": study.target_metric,
+            "value": target,
+            "reached": len(reached),
+            "of": len(summaries),
+            # medians over the seeds; a seed that never reached it makes the median None
+            # when it is half or more of them (not reached counts as infinitely slow)
+            "steps_median": _median_reached([r["step"] for r in reached], len(summaries)),
+            "seconds_median": _median_reached([r["loop_s"] for r in reached], len(summaries)),
+        },
+        "confirm_dirs": [str(member_dir(out_dir, k)) for k in range(len(summaries))],
+    }
+
+
+def _median_reached(values: list[float], n: int) -> float | None:
+    """The median over n seeds where the missing ones never got there (+inf)."""
+    padded = sorted(values) + [math.inf] * (n - len(values))
+    median = float(np.median(padded)) if padded else math.inf
+    return median if math.isfinite(median) else None

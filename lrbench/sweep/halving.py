@@ -1,0 +1,133 @@
+"""Successive halving inside a vectorized sweep (``sweep.prune.name=halving``).
+
+At each rung the live settings (a setting: the members that differ only in seed) are ranked
+on the mean of the rank metric over their seeds; the best 1/eta go on, the others end with
+status ``pruned``, and diverged members leave. The survivors train on in a program compiled
+for fewer members: their states, hyperparameters and data keys are gathered on the member
+axis. Member counts are rounded up to a power of two (padding lanes repeat a survivor and
+are not recorded), so the compiles stay few across sweeps of different sizes.
+
+Hand-written: optax/Optuna prune separate trials (processes or jobs); no library prunes the
+lanes of one compiled vmap program.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lrbench.config.sweep import RANK_METRICS
+from lrbench.train.recorder import Recorder
+from lrbench.train.tracks import Lanes
+
+log = logging.getLogger("lrbench")
+
+
+def rung_epochs(n_settings: int, eta: int, epochs: int, eval_every: int) -> list[int]:
+    """Epoch ends of the rungs: E/eta^R, ..., E/eta with R the rungs that bring the settings
+    down to one, each on an evaluation epoch, strictly increasing and before the last."""
+    rungs = max(0, math.ceil(math.log(n_settings, eta) - 1e-9)) if n_settings > 1 else 0
+    ends = []
+    for r in range(rungs, 0, -1):
+        end = max(eval_every, round(epochs / eta**r / eval_every) * eval_every)
+        if end < epochs and (not ends or end > ends[-1]):
+            ends.append(end)
+    return ends
+
+
+def bucket(n: int, groups: int) -> int:
+    """Lanes for ``n`` survivors: the next power of two, a multiple of the mesh's groups."""
+    size = max(1 << (n - 1).bit_length(), groups)
+    return -(-size // groups) * groups
+
+
+@dataclass
+class Halving:
+    """``lrbench.train.epochs.Rungs`` for one sweep chunk. ``settings[k]``: member k's
+    setting (its values but the seed); ``rebuild(data_keys)``: the program for these keys."""
+
+    lanes: Lanes
+    settings: list[tuple]
+    data_keys: jax.Array
+    ends: list[int]
+    metric: str
+    eta: int
+    groups: int  # the mesh's member groups (1: none)
+    rebuild: Callable
+    compile_s: float = 0.0
+    lane_steps: int = 0  # steps computed by all lanes, padding and finished lanes included
+    _members: list[int] = field(default_factory=list)  # lane -> member (index in the chunk)
+    _recorders: list[Recorder] = field(default_factory=list)
+    _steps_at: int = 0
+
+    def __post_init__(self) -> None:
+        self._recorders = list(self.lanes.recorders)
+        self._members = list(range(len(self._recorders)))
+
+    def due(self, epoch: int) -> bool:
+        return epoch + 1 in self.ends
+
+    def prune(self, state, program, epochs_done: int):
+        self._count_lane_steps()
+        keep = self._survivors()
+        if not keep:
+            return state, program  # (every member is done: the loop stops)
+        for k in sorted(set(self._members)):
+            recorder = self._recorders[k]
+            if k not in keep and not recorder.done:
+                recorder.pruned_at = recorder.steps_done
+                if recorder.progress is not None:
+                    recorder.progress.pruned()
+        log.info(
+            "rung at epoch %d: %d of %d members go on", epochs_done, len(keep), len(self.settings)
+        )
+        lanes = [self._members.index(k) for k in keep]  # program lanes of the survivors
+        lanes += [lanes[-1]] * (bucket(len(keep), self.groups) - len(lanes))
+        if len(lanes) == len(self._members) and lanes == list(range(len(lanes))):
+            return state, program  # nothing left the program
+        index = jnp.asarray(lanes)
+        state = jax.tree.map(lambda a: a[index], state)
+        self.data_keys = self.data_keys[index]
+        self._members = [self._members[lane] for lane in lanes]
+        # Lanes records program lane k into recorders[k]; padding lanes (past the
+        # survivors) are not recorded
+        self.lanes.recorders = [self._recorders[k] for k in keep]
+        started = time.perf_counter()
+        program = self.rebuild(self.data_keys)
+        self.compile_s += time.perf_counter() - started  # (most of it compiles on first use)
+        return state, program
+
+    def finish(self) -> None:
+        """Count the last segment's lane steps (after training ends)."""
+        self._count_lane_steps()
+
+    def _count_lane_steps(self) -> None:
+        done = max(self._recorders[k].steps_done for k in set(self._members))
+        self.lane_steps += (done - self._steps_at) * len(self._members)
+        self._steps_at = done
+
+    def _survivors(self) -> list[int]:
+        """Members (chunk indices) that go on: every seed of the best 1/eta live settings."""
+        by_setting: dict[tuple, list[int]] = {}
+        for k in dict.fromkeys(self._members):
+            if not self._recorders[k].done:
+                by_setting.setdefault(self.settings[k], []).append(k)
+        if not by_setting:
+            return []
+        sign = 1.0 if RANK_METRICS[self.metric] else -1.0
+
+        def score(members: list[int]) -> float:
+            values = [self._recorders[k].last_eval.get(self.metric) for k in members]
+            finite = [v for v in values if v is not None and math.isfinite(v)]
+            return sign * float(np.mean(finite)) if finite else -math.inf
+
+        ranked = sorted(by_setting.values(), key=score, reverse=True)  # stable: grid order on ties
+        kept = ranked[: max(1, math.ceil(len(ranked) / self.eta))]
+        return sorted(k for members in kept for k in members)

@@ -22,9 +22,10 @@ RANK_METRICS = {"val_accuracy": True, "val_loss": False}
 
 @dataclass
 class PruneConfig(Checked):
-    """Successive halving inside the vectorized sweep: at rungs (epochs E/eta^r, r = R..1),
-    the live LR settings (members with the same values but the seed) are ranked on the mean
-    of ``metric`` over their seeds, and the best 1/eta train on, in a smaller program."""
+    """Successive halving inside the vectorized sweep: at rungs (``lrbench.sweep.halving.
+    rung_epochs``) the live settings (members with the same values but the seed) are ranked
+    on the mean of ``metric`` over their seeds, and the best 1/eta train on, in a smaller
+    program."""
 
     group: ClassVar[str] = "sweep.prune"
     name: Pruning = Pruning.none

@@ -20,6 +20,7 @@ from hydra import compose
 
 from lrbench.config import Config, resolved_dict, to_run_config
 from lrbench.config.study import StudyAppConfig
+from lrbench.errors import ConfigError
 from lrbench.study import analysis
 from lrbench.summary import DIVERGED, PRUNED
 from lrbench.sweep import member_dir
@@ -94,12 +95,18 @@ def run_unit(app: StudyAppConfig, problem: str, entry: str, unit_dir: Path) -> d
     return unit
 
 
-def _sweep(overrides: list[str], out_dir: Path, resume: bool) -> list[dict]:
+def _sweep(overrides: list[str], out_dir: Path, resume: bool) -> tuple[Config, list[dict]]:
+    """A phase's vmap sweep (a resumed study goes on with it where one was started; one
+    whose members do not match starts over) and its members' summaries."""
     from lrbench.sweep.vmap import run_vmap_sweep
 
     cfg, record = unit_config(overrides)
-    going_on = resume and (out_dir / "0" / "config.yaml").exists()
-    return run_vmap_sweep(cfg, record, out_dir, resume=going_on)
+    if resume and (out_dir / "0" / "config.yaml").exists():
+        try:
+            return cfg, run_vmap_sweep(cfg, record, out_dir, resume=True)
+        except ConfigError as error:
+            log.warning("%s: starting the phase over (%s)", out_dir, error)
+    return cfg, run_vmap_sweep(cfg, record, out_dir)
 
 
 def _score(summary: dict, select: dict) -> float | None:
@@ -121,7 +128,7 @@ def _tune(app: StudyAppConfig, base: list[str], out_dir: Path) -> dict:
         f"sweep.prune.eta={study.prune.eta}",
         f"sweep.prune.metric={study.select.metric}",
     ]
-    summaries = _sweep(overrides, out_dir, app.resume is not None)
+    _, summaries = _sweep(overrides, out_dir, app.resume is not None)
     select = {"metric": study.select.metric, "mode": study.select.mode.value}
     higher = study.select.higher_is_better
     trials = [
@@ -181,7 +188,6 @@ def _no_grid() -> dict:
 
 def _confirm(app: StudyAppConfig, problem: str, base: list[str], lr: float, out_dir: Path) -> dict:
     study = app.study
-    target = study.target_of(problem)
     overrides = [
         *base,
         "sweep=vmap",
@@ -189,9 +195,11 @@ def _confirm(app: StudyAppConfig, problem: str, base: list[str], lr: float, out_
         f"sweep.seeds={study.confirm_seeds}",
         f"seed={study.confirm_seed}",
     ]
-    if target is not None:
-        overrides += [f"train.target.metric={study.target_metric}", f"train.target.value={target}"]
-    summaries = _sweep(overrides, out_dir, app.resume is not None)
+    value = study.target_of(problem)
+    if value is not None:
+        overrides += [f"train.target.metric={study.target_metric}", f"train.target.value={value}"]
+    cfg, summaries = _sweep(overrides, out_dir, app.resume is not None)
+    target = cfg.train.target
     finals = [s.get("final") or {} for s in summaries]
     reached = [s["target"] for s in summaries if s.get("target", {}).get("reached")]
     return {
@@ -201,8 +209,8 @@ def _confirm(app: StudyAppConfig, problem: str, base: list[str], lr: float, out_
         }
         | {"diverged": sum(s["status"] == DIVERGED for s in summaries)},
         "target": {
-            "metric": study.target_metric,
-            "value": target,
+            "metric": target.metric,
+            "value": target.value,
             "reached": len(reached),
             "of": len(summaries),
             # medians over the seeds; a seed that never reached it makes the median None

@@ -98,6 +98,8 @@ class Summary(TypedDict, total=False):
     error: str  # failed: "<exception type>: <message>"
     kind: str  # "lr_find": a range test's directory, not a training run
     diverged_at_step: int | None
+    pruned_at_step: int  # pruned: the step successive halving stopped it at
+    target: dict  # train.target: metric, value, reached, step, metric_value, loop_s, process_s
     steps: int
     epochs: float
     final: Final
@@ -135,6 +137,9 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "steps": ("steps",),
     "epochs": ("epochs",),
     "diverged_at_step": ("diverged_at_step",),
+    "pruned_at_step": ("pruned_at_step",),
+    "target_step": ("target", "step"),  # train.target first reached here (null: never)
+    "target_s": ("target", "loop_s"),  # ... this many seconds into the training loop
     "lr": ("final", "lr"),
     **{metric: ("final", metric) for metric in HIGHER_IS_BETTER},
     "eval_step": ("final_eval_step",),

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from lrbench.analysis.discover import find_runs, live_status
+from lrbench.analysis.discover import KILLED, STALE, find_runs, live_status
 from lrbench.errors import ConfigError
 from lrbench.flat_config import flatten
 from lrbench.runs import read_config, read_metrics
@@ -29,6 +29,9 @@ from lrbench.summary import (
     read_checked_summary,
 )
 
+# Every status a run table holds, in the order counts list them: summary.json's, then
+# live_status's for a run without one (its process died, it went silent, it is going).
+EVERY_STATUS = (*STATUSES, KILLED, STALE, RUNNING)
 LR_KEY = "optimizer.lr"
 AUTO = "auto"  # optimizer.lr=auto: the range test chose the LR (config.yaml keeps "auto")
 AUTO_LR = "auto_lr"  # the LR it chose: summary.json's lr_find.lr
@@ -40,11 +43,20 @@ TEXT_OUTCOMES = ("status", "error")
 INTEGER_OUTCOMES = (
     "steps",
     "diverged_at_step",
+    "pruned_at_step",
+    "target_step",
     "eval_step",
     "best_val_accuracy_step",
     "best_val_loss_step",
 )
-OPTIONAL_OUTCOMES = ("diverged_at_step", AUTO_LR, "error")  # shown only when a run has one
+OPTIONAL_OUTCOMES = (
+    "diverged_at_step",
+    "pruned_at_step",
+    "target_step",
+    "target_s",
+    AUTO_LR,
+    "error",
+)  # shown only when a run has one
 # Metrics that runs are ranked by: True when higher is better.
 METRICS: dict[str, bool] = {
     **HIGHER_IS_BETTER,
@@ -170,9 +182,9 @@ def independent_columns(frame: pd.DataFrame, columns: list[str]) -> list[str]:
 
 
 def status_counts(frame: pd.DataFrame) -> str:
-    """Counts of the statuses present, in a fixed order: 3 completed, 1 diverged."""
+    """Counts of the statuses present, in a fixed order: 3 completed, 1 pruned, 1 killed."""
     counts = frame["status"].value_counts()
-    return ", ".join(f"{counts[s]} {s}" for s in (*STATUSES, RUNNING) if s in counts)
+    return ", ".join(f"{counts[s]} {s}" for s in EVERY_STATUS if s in counts)
 
 
 def is_missing(value) -> bool:

@@ -29,10 +29,10 @@ from lrbench.errors import ConfigError
 from lrbench.flat_config import flatten
 from lrbench.paths import conf_dir
 from lrbench.runs import read_config
-from lrbench.summary import COMPLETED, DIVERGED, read_summary
+from lrbench.summary import COMPLETED, DIVERGED, PRUNED, read_summary
 
 AUTO = "auto"
-FINISHED = (COMPLETED, DIVERGED)  # resume=auto skips these; the others go on
+FINISHED = (COMPLETED, DIVERGED, PRUNED)  # resume=auto skips these; the others go on
 # Keys that change no number of a run: a resumed run may differ in them.
 FREE = (
     "resume",

@@ -49,8 +49,9 @@ def synthetic_image_steps_per_s(model_overrides: list[str], steps: int) -> dict:
 
     cfg = compose(*model_overrides)
     spec = DataSpec(input_shape=(32, 32, 3), n_classes=10, image_shape=(32, 32, 3))
-    model = models.build(cfg.model, spec)
+    model = models.build(cfg.model, spec, jnp.float32, cfg.train.compute_dtype)
     tx = optim.build(cfg.optimizer, optim.build_multiplier(cfg.schedule, 10_000, steps))
+    tx = optim.with_loss_scaling(tx, cfg.train.compute_dtype, cfg.optimizer)
     rng = np.random.default_rng(0)
     x = jnp.asarray(rng.standard_normal((steps * 128, 32, 32, 3), np.float32))
     y = jnp.asarray(rng.integers(0, 10, steps * 128).astype(np.int32))
@@ -76,6 +77,34 @@ def synthetic_image_steps_per_s(model_overrides: list[str], steps: int) -> dict:
         "steps_per_s": statistics.median(times),
         "compile_s": runner.compile_s,
         "n_params": count_params(state.params),
+    }
+
+
+def multi_gpu_scaling(reps: int, smoke: bool) -> dict:
+    """Data-parallel (global batch 128 per device) and members-sharded vmap sweeps (8
+    members per device) against one device: scaling efficiency = rate / (n x one device's)."""
+    n = len(jax.devices())
+    epochs = "train.epochs=2" if smoke else "train.epochs=10"
+    model = ["model=cnn", "model.channels=[64,128,256]", "model.batch_norm=true", epochs]
+
+    def median(overrides: list[str]) -> float:
+        return statistics.median(cpu_bench.lrbench_steps_per_s(overrides) for _ in range(reps))
+
+    one = median([*model, "train.batch_size=128"])
+    data = median([*model, f"train.batch_size={128 * n}", "mesh=data"])
+
+    def program(overrides: list[str]) -> float:
+        runs = [cpu_bench.program_steps_per_s(overrides, devices=1) for _ in range(reps)]
+        return statistics.median(runs)
+
+    # a program step advances every member: n x the members on n devices at the same rate
+    # is perfect scaling
+    members_one = program(["sweep=vmap", "sweep.seeds=8", *model])
+    members_all = program(["sweep=vmap", f"sweep.seeds={8 * n}", "mesh=members", *model])
+    return {
+        "devices": n,
+        "data_parallel_efficiency": data / one,  # steps of n x the batch, per second
+        "members_efficiency": members_all / members_one,
     }
 
 
@@ -146,10 +175,19 @@ def main() -> None:
             ],
         ),
     ]:
+        steps = 4 if args.smoke else 100
+        fp32 = synthetic_image_steps_per_s(overrides, steps)
+        if args.smoke and name == "resnet20":  # (bf16 is emulated on CPUs: minutes per step)
+            report(f"synthetic_cifar/{name}", fp32)
+            continue
+        bf16 = synthetic_image_steps_per_s([*overrides, "train.compute_dtype=bfloat16"], steps)
         report(
             f"synthetic_cifar/{name}",
-            synthetic_image_steps_per_s(overrides, steps=4 if args.smoke else 100),
+            fp32 | {"bf16": bf16, "bf16_speedup": bf16["steps_per_s"] / fp32["steps_per_s"]},
         )
+
+    if len(jax.devices()) > 1:  # scaling efficiency over this machine's GPUs
+        report("multi_gpu", multi_gpu_scaling(reps, smoke=args.smoke))
 
     with tempfile.TemporaryDirectory() as tmp:
         import sweeps

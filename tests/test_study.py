@@ -151,3 +151,14 @@ def test_bad_studies_are_one_line_errors_before_anything_runs(override, message,
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "study").exists()
+
+
+def test_units_spread_over_a_hydra_launcher(tmp_path):
+    """Each unit a job of the joblib launcher (parallel processes); the tables when all end."""
+    done = lrbench_study(tmp_path, "hydra/launcher=parallel", "hydra.sweep.dir=study")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Joblib.Parallel" in done.stdout + done.stderr
+    assert set(study_rows(tmp_path / "study")) == {"sgd", "adam"}
+    for unit in ("sgd", "adam"):
+        confirm = tmp_path / "study" / "toy" / unit / "confirm" / "1"
+        assert read_summary(confirm)["status"] == "completed"

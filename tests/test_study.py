@@ -162,3 +162,15 @@ def test_units_spread_over_a_hydra_launcher(tmp_path):
     for unit in ("sgd", "adam"):
         confirm = tmp_path / "study" / "toy" / unit / "confirm" / "1"
         assert read_summary(confirm)["status"] == "completed"
+
+
+def test_a_unit_whose_every_lr_diverges_is_a_failed_row(tmp_path):
+    grid = ("study.lr_min=1e4", "study.lr_max=1e5", "study.points=2")
+    tiny = [a for a in TINY if not a.startswith(("study.lr_", "study.points"))]
+    assert (
+        main(["study", *tiny, *grid, "study.optimizers=[sgd]", f"hydra.sweep.dir={tmp_path}"]) == 0
+    )
+    row = study_rows(tmp_path)["sgd"]
+    assert row["status"] == "failed" and "diverged" in row["error"]
+    tune = [read_summary(tmp_path / "toy" / "sgd" / "tune" / str(k)) for k in range(4)]
+    assert {s["status"] for s in tune} == {"diverged"}

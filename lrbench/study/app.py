@@ -127,6 +127,8 @@ def study_unit(cfg: DictConfig) -> None:
 
 
 def unit_line(unit: dict) -> str:
+    if unit["status"] != "completed":
+        return f"{unit['problem']}/{unit['optimizer']}: {unit['status']}: {unit['error']}"
     confirm = unit["confirm"]["test_accuracy"]
     target = unit["target"]
     text = f"{unit['problem']}/{unit['optimizer']}: lr {unit['lr']:.4g} ({unit['how']})"

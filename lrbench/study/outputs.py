@@ -21,10 +21,15 @@ def read_units(study_dir: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(Path(study_dir).glob(f"*/*/{UNIT_FILE}"))]
 
 
+def completed(units: list[dict]) -> list[dict]:
+    """The units with results (a failed one has its error instead)."""
+    return [unit for unit in units if unit["status"] == "completed"]
+
+
 def study_record(units: list[dict], study: dict) -> dict:
     """study.json: the study's config, its units, and the profile across problems."""
     costs: dict[str, dict[str, float | None]] = {}
-    for unit in units:
+    for unit in completed(units):
         costs.setdefault(unit["problem"], {})[unit["optimizer"]] = unit["target"]["steps_median"]
     taus = analysis.default_taus(costs)
     return {
@@ -43,8 +48,11 @@ def csv_row(unit: dict) -> dict:
         "problem": unit["problem"],
         "optimizer": unit["optimizer"],
         "how": unit["how"],
-        "lr": unit["lr"],
+        "status": unit["status"],
     }
+    if unit["status"] != "completed":
+        return row | {"error": unit["error"]}
+    row["lr"] = unit["lr"]
     for metric in ("test_accuracy", "test_loss"):
         stats = unit["confirm"][metric]
         row |= {f"{metric}_{s}": stats[s] for s in STATS}
@@ -92,7 +100,7 @@ def write_study(study_dir: Path, study: dict) -> list[Path]:
     record = study_record(units, study)
     (study_dir / "study.json").write_text(json.dumps(record, indent=1) + "\n")
     write_csv(units, study_dir / "study.csv")
-    images = write_plots(record, study_dir)
+    images = write_plots(record | {"units": completed(units)}, study_dir)
     page = study_dir / "study.html"
     page.write_text(render_page(record, images))
     return [study_dir / "study.csv", study_dir / "study.json", page]

@@ -71,7 +71,9 @@ def run_unit(app: StudyAppConfig, problem: str, entry: str, unit_dir: Path) -> d
     """Tune, select, confirm; ``unit.json`` (a resumed study reads a finished unit's)."""
     done = unit_dir / UNIT_FILE
     if app.resume is not None and done.exists():
-        return json.loads(done.read_text())
+        unit = json.loads(done.read_text())
+        if unit["status"] == "completed":
+            return unit
     study = app.study
     base = unit_overrides(app, problem, entry)
     cfg, _ = unit_config(base)
@@ -83,14 +85,20 @@ def run_unit(app: StudyAppConfig, problem: str, entry: str, unit_dir: Path) -> d
         "higher_is_better": study.select.higher_is_better,
     }
     unit["selection"] = selection
-    if kind == GRID:
-        unit |= _tune(app, base, unit_dir / "tune")
-    elif kind == AUTO:
-        unit |= _range_test(cfg)
-    else:
-        unit |= _free(cfg)
-    unit |= _confirm(app, problem, base, unit["lr"], unit_dir / "confirm")
-    unit["status"] = "completed"
+    try:
+        if kind == GRID:
+            unit |= _tune(app, base, unit_dir / "tune")
+        elif kind == AUTO:
+            unit |= _range_test(cfg)
+        else:
+            unit |= _free(cfg)
+        unit |= _confirm(app, problem, base, unit["lr"], unit_dir / "confirm")
+        unit["status"] = "completed"
+    except (ConfigError, ValueError) as error:
+        # every LR diverged, the range test diverged too early: a result of this unit (a
+        # row of the study), not the end of the study; a resumed study tries it again
+        log.warning("%s/%s: %s", problem, entry, error)
+        unit |= {"status": "failed", "error": str(error)}
     done.write_text(json.dumps(unit, indent=1) + "\n")
     return unit
 

@@ -1,0 +1,1 @@
+"""``lrbench study``: the optimizer-benchmark protocol (tune, choose, confirm) and its measures."""

@@ -7,6 +7,10 @@ import copy
 import csv
 import functools
 import json
+import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import yaml
@@ -14,7 +18,7 @@ from hydra import compose, initialize_config_dir
 
 from lrbench.config import register_schemas, resolved_dict
 from lrbench.paths import conf_dir
-from lrbench.runs import METRIC_COLUMNS
+from lrbench.runs import HEARTBEAT_FILE, METRIC_COLUMNS
 
 
 @functools.cache
@@ -61,6 +65,7 @@ def summary(
         },
         "wall_s": 2.0,
         "steps_per_s": 500.0,
+        **({"pruned_at_step": steps} if status == "pruned" else {}),
     } | top_level
 
 
@@ -103,3 +108,17 @@ def curve_rows(steps: int, lr: float, loss_start: float = 2.0) -> list[dict]:
             }
         rows.append(row)
     return rows
+
+
+def beat(path: Path, status: str) -> None:
+    """A heartbeat.json that ``compare`` reads as ``status`` for a run without summary.json:
+    ``running`` (this process, alive), ``killed`` (a process of this host that has exited),
+    ``stale`` (another host, silent since 1970)."""
+    record = {"pid": os.getpid(), "host": socket.gethostname(), "updated_unix": 0.0}
+    if status == "killed":
+        exited = subprocess.Popen([sys.executable, "-c", "pass"])
+        exited.wait()
+        record["pid"] = exited.pid
+    if status == "stale":
+        record["host"] = f"{socket.gethostname()}-elsewhere"
+    (path / HEARTBEAT_FILE).write_text(json.dumps(record))

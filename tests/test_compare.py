@@ -11,11 +11,13 @@ import time
 
 import numpy as np
 import pytest
-from fake_runs import config, curve_rows, make_run, summary
+from fake_runs import beat, config, curve_rows, make_run, summary
 
+from lrbench.analysis.table import EVERY_STATUS
 from lrbench.cli import main
 from lrbench.flat_config import flatten
 from lrbench.runs import read_summary
+from lrbench.summary import read_checked_summary
 
 # (optimizer, lr) -> final val_accuracy of seeds 0, 1, 2 (None: that seed diverged)
 KNOWN = {
@@ -200,15 +202,20 @@ def test_the_group_table_names_the_metric_it_summarizes(study, capsys):
     assert main([*args, "--metric", "best_val_accuracy"]) == 0
     assert capsys.readouterr().out == (
         "optimizer.name optimizer.lr n best_val_accuracy_mean best_val_accuracy_std "
-        "best_val_accuracy_min best_val_accuracy_max diverged failed interrupted running best\n"
+        "best_val_accuracy_min best_val_accuracy_max diverged failed interrupted pruned killed "
+        "stale running best\n"
         "          adam         0.01 3                   0.94               0.03606"
-        "                  0.91                  0.98        0      0           0       0    *\n"
+        "                  0.91                  0.98        0      0           0      0      0"
+        "     0       0    *\n"
         "           sgd          0.1 2                   0.88               0.01414"
-        "                  0.87                  0.89        1      0           0       1     \n"
+        "                  0.87                  0.89        1      0           0      0      0"
+        "     0       1     \n"
         "          adam          0.1 3                 0.8367               0.02517"
-        "                  0.81                  0.86        0      1           0       0     \n"
+        "                  0.81                  0.86        0      1           0      0      0"
+        "     0       0     \n"
         "           sgd         0.01 3                   0.72                  0.01"
-        "                  0.71                  0.73        0      0           0       0     \n"
+        "                  0.71                  0.73        0      0           0      0      0"
+        "     0       0     \n"
         "\n14 runs: 11 completed, 1 diverged, 1 failed, 1 running\n"
     )
     assert np.std([0.91, 0.93, 0.98], ddof=1) == pytest.approx(0.03606, abs=1e-5)
@@ -403,6 +410,55 @@ def test_a_real_sweep_with_a_diverging_lr(tmp_path, capsys):
             assert float(row["steps_per_s"]) == summary_json["steps_per_s"]
         else:
             assert int(row["diverged_at_step"]) == summary_json["diverged_at_step"]
+
+
+@pytest.fixture
+def every_status(tmp_path):
+    """A run of each status, all sgd at lr 0.1 (seeds 0..7): summary.json's five, and three
+    without one, told apart by their heartbeat (killed, stale, running)."""
+    base = config("optimizer=sgd")
+    outcomes = {
+        "completed": summary(val_accuracy=0.9),
+        "diverged": summary("diverged", steps=40),
+        "failed": {"status": "failed", "error": "RuntimeError: boom"},
+        "interrupted": summary("interrupted", val_accuracy=0.6, steps=45),
+        "pruned": summary("pruned", val_accuracy=0.7, steps=27),
+    }
+    for seed, status in enumerate(EVERY_STATUS):
+        rows = curve_rows(27, 0.1) if status == "pruned" else None
+        run = make_run(
+            tmp_path / "sweep" / str(seed), base | {"seed": seed}, outcomes.get(status), rows
+        )
+        if status not in outcomes:
+            beat(run, status)
+    return tmp_path / "sweep"
+
+
+def test_counts_and_group_tables_count_every_status(every_status, capsys):
+    assert main(["compare", str(every_status)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        f"8 runs under {every_status}: 1 completed, 1 diverged, 1 failed, 1 interrupted, "
+        "1 pruned, 1 killed, 1 stale, 1 running"
+    )
+    rows = compare_csv(capsys, str(every_status))
+    assert [r["status"] for r in rows] == list(EVERY_STATUS)
+    (group,) = compare_csv(capsys, str(every_status), "--group-by", "optimizer.lr")
+    assert {s: group[s] for s in EVERY_STATUS if s != "completed"} == dict.fromkeys(
+        EVERY_STATUS[1:], "1"
+    )
+    assert (group["n"], group["val_accuracy_mean"]) == ("1", "0.9")  # the completed run only
+
+
+def test_a_pruned_run_reads_like_any_finished_one(every_status, capsys, tmp_path):
+    pruned = every_status / str(EVERY_STATUS.index("pruned"))
+    assert read_checked_summary(pruned)["pruned_at_step"] == 27
+    (row,) = [r for r in compare_csv(capsys, str(every_status)) if r["status"] == "pruned"]
+    assert (row["steps"], row["val_accuracy"]) == ("27", "0.7")
+    ranked = compare_csv(capsys, str(every_status), "--metric", "val_accuracy")
+    assert ranked[0]["status"] == "completed"  # a pruned run's 0.7 is not a final result
+    capsys.readouterr()
+    assert main(["report", str(every_status), "-o", str(tmp_path / "report.html")]) == 0
+    assert "1 pruned, 1 killed, 1 stale" in (tmp_path / "report.html").read_text()
 
 
 def _thousand_runs(root) -> None:

@@ -1,8 +1,9 @@
 """Device meshes (issue 12) on 4 CPU devices (``--xla_force_host_platform_device_count``):
 a data-parallel run equals the one-device run with the same global batch, a sweep's members
 split over devices (and 2-D: members x data) equal the unsharded sweep member by member, and
-the compiled step really is partitioned. Real CLI runs in subprocesses (the device count is
-fixed when JAX starts)."""
+the compiled step really is partitioned, and a streamed train split feeds each process only
+its part of every batch. Real CLI runs in subprocesses (the device count is fixed when JAX
+starts)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ import numpy as np
 import pytest
 
 from lrbench.runs import read_metrics, read_summary
+from lrbench.train.sharding import process_columns
+from lrbench.train.stream import CHUNKS_PER_BUDGET
 
 FOUR_DEVICES = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
 # BatchNorm (statistics over the global batch) and dropout (keys per step): both must come
@@ -316,3 +319,102 @@ def test_the_slurm_preset_makes_one_job_a_multi_host_run():
         del composed["hydra"]
     cfg = to_run_config(composed)
     assert cfg.distributed.name == "auto" and cfg.mesh.data == -1 and cfg.mesh.members == 1
+
+
+# 360 train images of 10x10 bytes (+ an int32 label): 9 steps of 40 per epoch, streamed in
+# chunks of 2 steps (the last one short) under this budget
+STREAM_BUDGET = CHUNKS_PER_BUDGET * 2 * 40 * (10 * 10 + 4)
+
+
+def streamed_run(folder) -> tuple[str, ...]:
+    return (
+        *RUN,
+        "dataset=mnist",
+        "dataset.source=idx",
+        f"dataset.path={folder}",
+        "dataset.mean=null",
+        "dataset.std=null",
+        "train.batch_size=40",
+        f"dataset.max_device_bytes={STREAM_BUDGET}",
+    )
+
+
+def test_streamed_runs_over_processes_equal_the_unsharded_stream(tmp_path):
+    """A streamed split (dataset.max_device_bytes) on one device, on a 4-device mesh, and
+    over two processes of 2 devices that each ship only their half of every batch: the
+    same global batches in the same order, so the same numbers."""
+    from image_files import write_mnist_like
+
+    from lrbench.cli import main
+
+    run = streamed_run(write_mnist_like(tmp_path / "idx", n_train=400, n_test=40))
+    assert main(["train", *run, f"hydra.run.dir={tmp_path / 'single'}"]) == 0  # one device
+    result = train(tmp_path, "data", *run, "mesh=data")
+    assert result.returncode == 0, result.stderr[-2000:]
+    codes, errors = _two_processes(tmp_path, _free_port(), *run, "mesh=data", "hydra.run.dir=run")
+    assert codes == [0, 0], errors[0][-2000:]
+    assert read_summary(tmp_path / "single")["loop"].startswith("stream/")
+    assert_same_numbers(tmp_path / "single", tmp_path / "data")
+    assert_same_numbers(tmp_path / "data", tmp_path / "run")
+    assert read_summary(tmp_path / "run")["processes"] == 2
+
+
+PROCESS_PUT = """
+import json, sys
+import jax, numpy as np
+from lrbench.config import Loop
+from lrbench.train.sharding import DATA, MEMBERS, Layout
+from lrbench.train.stream import StreamEpochs
+jax.config.update("jax_cpu_collectives_implementation", "gloo")
+jax.distributed.initialize(f"127.0.0.1:{sys.argv[1]}", 2, int(sys.argv[2]))
+puts, make = [], jax.make_array_from_process_local_data
+def spy(sharding, local, shape):
+    puts.append(local.shape)
+    return make(sharding, local, shape)
+jax.make_array_from_process_local_data = spy
+mesh = jax.sharding.Mesh(np.array(jax.devices()).reshape(1, 4), (MEMBERS, DATA))
+x, y = np.arange(96, dtype=np.float32).reshape(32, 3), np.arange(32, dtype=np.int32)
+stream = StreamEpochs(Loop.scan, None, x=x, y=y, data_key=jax.random.key(0), batch_size=8,
+                      unroll=1, max_device_bytes=2048, layout=Layout(mesh))  # chunks of 4 steps
+rows = np.random.default_rng(0).permutation(32).reshape(4, 8)[:3]
+chunk = stream._chunk(rows)
+gx, gy = Layout.to_host(chunk)
+print(json.dumps({
+    "puts": puts,
+    "shards": [list(s.data.shape) for s in chunk[0].addressable_shards],
+    "chunk": bool((gx[:3] == x[rows]).all() and (gy[:3] == rows).all() and not gx[3].any()),
+}))
+"""
+
+
+def test_each_process_ships_only_its_part_of_a_streamed_chunk(tmp_path):
+    """Two processes of 2 devices: each puts (steps, half the batch, ...) from the host,
+    each device holds a quarter of every batch, and the global chunk is the whole."""
+    port = str(_free_port())
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", PROCESS_PUT, port, str(rank)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for rank in (0, 1)
+    ]
+    outputs = [p.communicate(timeout=300) for p in processes]
+    assert [p.returncode for p in processes] == [0, 0], outputs[1][1][-2000:]
+    for out, _ in outputs:
+        assert json.loads(out.strip().splitlines()[-1]) == {
+            "puts": [[4, 4, 3], [4, 4]],
+            "shards": [[4, 2, 3], [4, 2, 3]],
+            "chunk": True,
+        }
+
+
+def test_process_columns_are_the_shards_of_its_devices_in_order():
+    """What make_array_from_process_local_data expects of one process: its devices'
+    slices, each once (replicas on another axis), by start, even when not adjacent."""
+    replicated = [slice(4, 6), slice(0, 2), slice(4, 6), slice(0, 2)]
+    assert process_columns(replicated, 8).tolist() == [0, 1, 4, 5]
+    assert process_columns([slice(None)], 3).tolist() == [0, 1, 2]

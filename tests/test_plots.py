@@ -175,6 +175,42 @@ def test_a_diverged_run_is_drawn_up_to_its_divergence_with_an_x(study):
     assert tuple(x.get_facecolor()[0][:3]) == pytest.approx(TAB_COLORS[2])  # sgd's colour
 
 
+@pytest.fixture
+def pruned(tmp_path):
+    """adam at lr 0.01, seed 2, stopped by a study's halving at step 18 with the best
+    accuracy of all (0.99): an early value, not a final result."""
+    adam = config("optimizer=adam")
+    cfg = adam | {"seed": 2, "optimizer": adam["optimizer"] | {"lr": 0.01}}
+    make_run(
+        tmp_path, cfg, summary("pruned", best_val_accuracy=0.99, steps=18), curve_rows(18, 0.01)
+    )
+    return tmp_path
+
+
+def test_a_pruned_run_is_drawn_up_to_where_it_stopped_with_a_bar(study, pruned):
+    ax = _axes(plots.curves(load_table([study, pruned]), "val_loss", hue="optimizer.name"))
+    adam_mean, alone = _lines(ax)[:2]  # adam at 0.01: the mean of seeds 0 and 1, then seed 2
+    (_, seed0), (_, seed1) = _curve("adam", 0.01, 0), _curve("adam", 0.01, 1)
+    assert adam_mean.get_ydata() == pytest.approx((seed0 + seed1) / 2)  # seed 2 not in it
+    assert (alone.get_xdata().tolist(), alone.get_ydata().tolist()) == ([9, 18], [2 / 9, 2 / 18])
+    ends = [
+        c.get_offsets().tolist() for c in ax.collections if type(c).__name__ == "PathCollection"
+    ]
+    assert [[18, pytest.approx(2 / 18)]] in ends  # its end, marked
+    legend = ax.get_legend()
+    assert [t.get_text() for t in legend.get_texts()][-2:] == ["diverged", "pruned"]
+    assert legend.legend_handles[-1].get_marker() == "|"
+    assert ax.get_title().startswith("val_loss: 14 runs")
+
+
+def test_sensitivity_leaves_a_pruned_run_out_and_says_so(study, pruned):
+    ax = _axes(plots.sensitivity(load_table([study, pruned]), "best_val_accuracy"))
+    adam = _lines(ax)[0]
+    means = [np.mean([_best("adam", lr, seed) for seed in (0, 1)]) for lr in LRS]
+    assert adam.get_ydata() == pytest.approx(means, abs=1e-12)  # without the pruned 0.99
+    assert ax.get_title().endswith("\nleft out, no final result: 1 pruned")
+
+
 def test_titles_count_runs_in_the_singular_too(study, tmp_path):
     table = load_table([study])
     one = table[table["run"] == str(study / "0")]

@@ -1,7 +1,8 @@
 """Seeds (or any other key) aggregated away: one row per group with mean, std, min, max.
 
-Statistics are over the group's completed runs; diverged, failed and running runs are
-counted beside them, never averaged in (a diverged seed's last numbers are not a result).
+Statistics are over the group's completed runs; runs of every other status (diverged,
+pruned, killed, running, ...) are counted beside them, never averaged in (a diverged
+seed's last numbers, or a pruned one's, are not a final result).
 """
 
 from __future__ import annotations
@@ -9,12 +10,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from lrbench.analysis.table import METRICS, RUNNING, config_text
-from lrbench.runs import STATUSES
+from lrbench.analysis.table import EVERY_STATUS, METRICS, config_text
+from lrbench.summary import COMPLETED
 
 STATS = ("n", "mean", "std", "min", "max")
 SUMMARIZED = STATS[1:]  # named after the metric: val_accuracy_mean
-COUNTED = (*(s for s in STATUSES if s != "completed"), RUNNING)  # diverged, failed, ...
+COUNTED = tuple(s for s in EVERY_STATUS if s != COMPLETED)  # diverged, ..., killed, running
 BEST_MARK = "*"
 
 
@@ -31,7 +32,7 @@ def aggregate(frame: pd.DataFrame, keys: list[str], metric: str) -> pd.DataFrame
     labels = frame[keys].map(config_text).agg("\x1f".join, axis=1)  # 0.001 == "0.001"
     rows = []
     for _, group in frame.groupby(labels, sort=False):
-        done = group[group["status"] == "completed"][metric].dropna().to_numpy(np.float64)
+        done = group[group["status"] == COMPLETED][metric].dropna().to_numpy(np.float64)
         rows.append(
             dict(zip(keys, group[keys].iloc[0], strict=True))
             | {

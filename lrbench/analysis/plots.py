@@ -23,6 +23,7 @@ from lrbench.analysis.table import (
     independent_columns,
     is_auto,
     is_missing,
+    status_counts,
     varying_columns,
     x_values,
 )
@@ -34,6 +35,10 @@ Y_COLUMNS = tuple(c for c in METRIC_COLUMNS if c not in X_AXES.values())
 FORMATS = (".png", ".svg")
 SIZE = (8, 5)  # inches, at 100 dpi
 DIVERGED = {"marker": "x", "s": 60, "linewidths": 2, "zorder": 3}
+PRUNED = {"marker": "|", "s": 150, "linewidths": 2, "zorder": 3}
+# Runs that stopped early, drawn alone up to where they stopped (never averaged with runs
+# that went on), and the mark at their end.
+STOPPED = {"diverged": DIVERGED, "pruned": PRUNED}
 # optimizer.lr=auto runs on the sensitivity plot, at the LR they chose
 AUTO_LOOK = {"marker": "*", "markersize": 13, "markeredgecolor": "black", "zorder": 4}
 AUTO_MARK = {"marker": "*", "s": 170, "edgecolors": "black", "zorder": 4}
@@ -69,7 +74,7 @@ def _legend(
 ) -> None:
     """A legend outside the axes, at their right (it never covers data): an entry per hue
     colour (with its marker when lines carry them), or past ten a colour bar labelled with
-    some values; then ``extra`` entries (line styles, diverged)."""
+    some values; then ``extra`` entries (line styles, diverged, pruned)."""
     handles = [
         Line2D([], [], color=c, label=label, marker=MARKERS[i % len(MARKERS)] if markers else "")
         for i, (label, c) in enumerate(colors.items())
@@ -97,8 +102,11 @@ def _legend(
         )
 
 
-def _diverged_handle() -> Line2D:
-    return Line2D([], [], color="black", marker="x", linestyle="", label="diverged")
+def _end_handle(status: str) -> Line2D:
+    """The legend entry of a stopped run's end mark (``STOPPED``)."""
+    return Line2D(
+        [], [], color="black", marker=STOPPED[status]["marker"], linestyle="", label=status
+    )
 
 
 def _check_hue(frame: pd.DataFrame, hue: str | None) -> None:
@@ -159,10 +167,12 @@ def lines_of(frame: pd.DataFrame, hue: str | None) -> list[Line]:
 
 def _runs_curves(
     runs: pd.DataFrame, x_column: str, y: str
-) -> tuple[list[pd.DataFrame], list[pd.DataFrame]]:
-    """The curves (step, x, y; rows with a value) of these runs: those that did not
-    diverge, and those that did, cut at their divergence (``diverged_at_step``)."""
-    kept, diverged = [], []
+) -> tuple[list[pd.DataFrame], dict[str, list[pd.DataFrame]]]:
+    """The curves (step, x, y; rows with a value) of these runs: those that went on, and
+    by status those that stopped early (``STOPPED``), a diverged one cut at its divergence
+    (``diverged_at_step``), a pruned one where its metrics.csv ends."""
+    kept: list[pd.DataFrame] = []
+    stopped: dict[str, list[pd.DataFrame]] = {status: [] for status in STOPPED}
     for run, status, at in zip(runs["run"], runs["status"], runs["diverged_at_step"], strict=True):
         data = read_curve(run, ["step", x_column, y])
         if data is None:
@@ -171,8 +181,23 @@ def _runs_curves(
         if status == "diverged" and not is_missing(at):
             data = data[data["step"] <= at]
         if not data.empty:
-            (diverged if status == "diverged" else kept).append(data)
-    return kept, diverged
+            stopped.get(status, kept).append(data)
+    return kept, stopped
+
+
+def _draw_stopped(
+    ax, stopped: dict[str, list[pd.DataFrame]], x_column: str, y: str, look: dict
+) -> list[np.ndarray]:
+    """Each run that stopped early alone, its end marked as ``STOPPED`` says (no mean:
+    it would drop where they stop); their y values."""
+    ys = []
+    for status, runs in stopped.items():
+        for data in runs:
+            ax.plot(data[x_column], data[y], linewidth=1.0, alpha=0.6, **look)
+            end = (data[x_column].iloc[-1:], data[y].iloc[-1:])
+            ax.scatter(*end, color=look["color"], **STOPPED[status])
+            ys.append(data[y].to_numpy())
+    return ys
 
 
 def _mean_band(curves: list[pd.DataFrame], x_column: str, y: str) -> pd.DataFrame:
@@ -199,8 +224,9 @@ def curves(
     """A line per configuration, coloured by ``hue``: the mean over its seeds, with a band
     from their min to max when there are several. Each hue value has its marker shape
     (set off along the line by hue, so lines that coincide all show), each value of the
-    other keys that vary its line style. Diverged runs are drawn alone up to their
-    divergence, which an x marks. ``logy`` None: log y for ``lr`` spanning over a decade."""
+    other keys that vary its line style. Diverged and pruned runs are drawn alone up to
+    where they stopped, which an x (diverged) or a bar (pruned) marks. ``logy`` None: log y
+    for ``lr`` spanning over a decade."""
     if y not in Y_COLUMNS:
         raise ConfigError("--y", y, f"one of {', '.join(Y_COLUMNS)}")
     if x not in X_AXES:
@@ -217,10 +243,11 @@ def curves(
     fig = Figure(figsize=SIZE, layout="constrained")
     ax = fig.subplots()
     drawn = 0
-    averaged = any_diverged = False
+    averaged = False
+    ended: set[str] = set()  # the statuses of the stopped runs drawn
     ys: list[np.ndarray] = []
     for line in lines:
-        kept, diverged = _runs_curves(line.runs, x_column, y)
+        kept, stopped = _runs_curves(line.runs, x_column, y)
         i = hue_index.get(line.hue, 0)
         look = {
             "color": colors.get(line.hue, "tab:blue"),
@@ -243,12 +270,9 @@ def curves(
                     linewidth=0,
                 )
             ys.append(stats[["low", "high"]].to_numpy().ravel())
-        for data in diverged:
-            ax.plot(data[x_column], data[y], linewidth=1.0, alpha=0.6, **look)
-            ax.scatter(data[x_column].iloc[-1:], data[y].iloc[-1:], color=look["color"], **DIVERGED)
-            ys.append(data[y].to_numpy())
-        drawn += len(kept) + len(diverged)
-        any_diverged = any_diverged or bool(diverged)
+        ys += _draw_stopped(ax, stopped, x_column, y, look)
+        ended.update(status for status, runs in stopped.items() if runs)
+        drawn += len(kept) + sum(len(runs) for runs in stopped.values())
     if drawn == 0:
         raise ConfigError("--y", y, "no run has values of it yet")
     title = f"{y}: {count(drawn, 'run')}"
@@ -263,7 +287,8 @@ def curves(
         for rest, style in styles.items()
         if len(styles) > 1
     ]
-    _legend(ax, colors, hue, [*extra, *([_diverged_handle()] if any_diverged else [])], True)
+    ends = [_end_handle(status) for status in STOPPED if status in ended]
+    _legend(ax, colors, hue, [*extra, *ends], True)
     return fig
 
 
@@ -273,7 +298,8 @@ def sensitivity(
     """DeepOBS's LR sensitivity: the metric against ``x`` on a log axis, one line per
     ``hue`` through the mean over seeds, a band from their min to max; diverged runs are
     x's along the bottom at their ``x``. Runs with ``optimizer.lr=auto`` are placed at the
-    LR their range test chose, and starred."""
+    LR their range test chose, and starred. Runs with no final result (pruned: stopped
+    early by a study; failed, killed, going, ...) are left out, and the title counts them."""
     check_metric(metric)
     _check_hue(frame, hue)
     if x not in frame.columns:
@@ -315,13 +341,12 @@ def sensitivity(
     if len(drawn):  # the x's of diverged runs do not widen the axis by themselves
         ax.set_xlim(drawn.min() / 1.5, drawn.max() * 1.5)
     best = "higher" if METRICS[metric] else "lower"
-    ax.set(
-        xlabel=x,
-        ylabel=f"{metric} ({best} is better)",
-        title=f"{metric} vs {x}: mean over seeds, band min to max",
-    )
+    title = f"{metric} vs {x}: mean over seeds, band min to max"
+    if not drawable.all():
+        title += f"\nleft out, no final result: {status_counts(frame[~drawable])}"
+    ax.set(xlabel=x, ylabel=f"{metric} ({best} is better)", title=title)
     ax.grid(alpha=0.3, which="both")
-    extra = [_diverged_handle()] if any_diverged else []
+    extra = [_end_handle("diverged")] if any_diverged else []
     if (auto & (frame["status"] == "completed")).any():
         extra.append(Line2D([], [], color="0.5", linestyle="", label=AUTO_LABEL, **AUTO_LOOK))
     _legend(ax, colors if hue else {}, hue, extra)

@@ -40,6 +40,8 @@ td.text { text-align: left; }
 tr.diverged td { background: #fde8e8; }
 tr.failed td { background: #f6d5f7; }
 tr.running td { background: #fff6d6; }
+tr.pruned td { background: #e3edf9; }
+tr.killed td, tr.stale td { background: #ececec; }
 tr.best td { font-weight: bold; }
 pre { text-align: left; font-size: 12px; margin: 4px 0; }
 img { max-width: 100%; border: 1px solid #eee; margin: 0.5em 0; }

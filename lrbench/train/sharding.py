@@ -5,12 +5,15 @@ inputs are placed and constrains each step's batch to the data axis, and XLA par
 rest (GSPMD): the gradient all-reduce over ``data``, BatchNorm's batch statistics over the
 global batch, and member lanes over ``members`` (``jax.vmap``'s ``spmd_axis_name``). Every
 device computes the epoch's permutation (a few KB) and gathers only its own slice of each
-batch from the replicated train split. Without a mesh every function here is the identity,
-so a plain run's programs are exactly what they were.
+batch from the replicated train split; a streamed split arrives in chunks of whole steps
+whose batches are split over the data axis, each process putting only its devices' part.
+Without a mesh every function here is the identity, so a plain run's programs are exactly
+what they were.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import jax
@@ -24,6 +27,7 @@ from lrbench.config import REMAINING, MeshConfig
 from lrbench.errors import ConfigError
 
 MEMBERS, DATA = "members", "data"
+STEP_BATCHES = P(None, DATA)  # (steps, batch, ...): every step's batch split over data
 
 
 def build_mesh(cfg: MeshConfig, devices: list) -> Mesh | None:
@@ -93,6 +97,30 @@ class Layout:
         axis = None if self.mesh is None else MEMBERS
         return jax.vmap(fn, in_axes=in_axes, spmd_axis_name=axis)
 
+    def batch_columns(self, batch_size: int) -> np.ndarray:
+        """The positions of each global batch that this process's devices hold, in the
+        order ``steps_of_batches`` takes them; all of them without a mesh."""
+        if self.mesh is None:
+            return np.arange(batch_size)
+        indices = NamedSharding(self.mesh, STEP_BATCHES).addressable_devices_indices_map(
+            (1, batch_size)
+        )
+        return process_columns([index[1] for index in indices.values()], batch_size)
+
+    def steps_of_batches(self, tree, batch_size: int):
+        """Host arrays (steps, ``batch_columns``, ...) as arrays (steps, batch_size, ...)
+        with every batch split over the data axis: each process ships only its own part
+        (``jax.make_array_from_process_local_data``); on the device without a mesh."""
+        if self.mesh is None:
+            return jax.device_put(tree)
+        sharding = NamedSharding(self.mesh, STEP_BATCHES)
+
+        def put(local: np.ndarray) -> jax.Array:
+            shape = (local.shape[0], batch_size, *local.shape[2:])
+            return jax.make_array_from_process_local_data(sharding, local, shape)
+
+        return jax.tree.map(put, tree)
+
     @staticmethod
     def to_host(tree):
         """Device arrays as numpy, on every process: a replicated array from this process's
@@ -110,6 +138,14 @@ class Layout:
     @property
     def shape(self) -> dict[str, int] | None:
         return None if self.mesh is None else dict(self.mesh.shape)
+
+
+def process_columns(slices: Iterable[slice], size: int) -> np.ndarray:
+    """The positions of an axis of ``size`` covered by ``slices`` (one process's device
+    shards), each once, by start: how ``jax.make_array_from_process_local_data`` lays a
+    process's data out (replicas share a slice; the slices need not be adjacent)."""
+    spans = sorted({s.indices(size)[:2] for s in slices})
+    return np.concatenate([np.arange(start, stop) for start, stop in spans])
 
 
 ONE_DEVICE = Layout()  # a plain run: no mesh, no member axis

@@ -3,11 +3,14 @@
 A train split whose arrays take more than ``dataset.max_device_bytes`` (default 1 GiB)
 stays in host memory. Each epoch draws the same permutation as an on-device run
 (``batch_indices`` of (seed, epoch)), gathers its examples on the host in chunks of
-``max_device_bytes / 4`` (whole batches), ships each chunk with ``device_put`` and runs the
-usual compiled steps over it (in stored order): one shape per run, so one compile (two
-when an epoch's last chunk is shorter). Dispatch is asynchronous, so the host gathers and
-ships chunk i+1 while the device trains on chunk i; the host waits for chunk i-1 to
-finish before shipping i+1, so at most two chunks (half the budget) are on device.
+``max_device_bytes / 4`` (whole batches, laid out (steps, batch, ...)), ships each chunk
+and runs the usual compiled steps over it, step i on batch i: one shape per run, so one
+compile (two when an epoch's last chunk is shorter). With a mesh every batch of a chunk is
+split over the data axis and each process gathers and ships only the positions its devices
+hold (``Layout.batch_columns``), so a process's host-to-device traffic is its share of the
+batch. Dispatch is asynchronous, so the host gathers and ships chunk i+1 while the device
+trains on chunk i; the host waits for chunk i-1 to finish before shipping i+1, so at most
+two chunks (half the budget) are on device.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lrbench.config import Loop
-from lrbench.train.runners import batch_indices, make_epoch_runner, sequential_rows
+from lrbench.train.runners import batch_indices, make_epoch_runner
 from lrbench.train.sharding import ONE_DEVICE, Layout
 from lrbench.train.state import TrainState
 from lrbench.train.step import TrainStep
@@ -29,6 +32,12 @@ CHUNKS_PER_BUDGET = 4
 
 def train_bytes(x: np.ndarray, y: np.ndarray) -> int:
     return x.nbytes + y.nbytes
+
+
+def chunk_order(data_key: jax.Array, epoch: jax.Array, n: int, batch_size: int, n_steps: int):
+    """Step i trains on batch i of a chunk (steps, batch, ...): already shuffled, and each
+    batch already split over the data axis, so no step gathers across devices."""
+    return jnp.arange(n_steps)
 
 
 def fits_on_device(x: np.ndarray, y: np.ndarray, max_device_bytes: int | None) -> bool:
@@ -64,9 +73,10 @@ class StreamEpochs:
             batch_size=batch_size,
             unroll=unroll,
             layout=layout,
-            order=sequential_rows,
+            order=chunk_order,
         )
         self._layout = layout
+        self._columns = layout.batch_columns(batch_size)
         steps_per_epoch = len(y) // batch_size
         self._rows = jax.jit(
             lambda epoch: batch_indices(data_key, epoch, len(y), batch_size, steps_per_epoch)
@@ -101,13 +111,12 @@ class StreamEpochs:
         return np.asarray(rows)
 
     def _chunk(self, rows: np.ndarray) -> tuple[jax.Array, jax.Array]:
-        """The examples of ``rows`` in order, padded to a whole chunk (one shape per run)."""
-        flat = rows.reshape(-1)
-        n = self.chunk_steps * self.batch_size
-        x = np.zeros((n, *self.x.shape[1:]), self.x.dtype)
-        y = np.zeros(n, self.y.dtype)
-        np.take(self.x, flat, axis=0, out=x[: len(flat)], mode="clip")  # unbuffered
-        np.take(self.y, flat, out=y[: len(flat)], mode="clip")
-        if self._layout.mesh is not None:  # every device of the mesh gets the chunk
-            return self._layout.replicated((x, y))
-        return jax.device_put(x), jax.device_put(y)
+        """This process's part of the examples of ``rows`` (steps x batch), in order,
+        padded to a whole chunk (one shape per run), as the chunk's global arrays."""
+        local = rows[:, self._columns]
+        shape = (self.chunk_steps, len(self._columns))
+        x = np.zeros((*shape, *self.x.shape[1:]), self.x.dtype)
+        y = np.zeros(shape, self.y.dtype)
+        np.take(self.x, local, axis=0, out=x[: len(rows)], mode="clip")  # unbuffered
+        np.take(self.y, local, out=y[: len(rows)], mode="clip")
+        return self._layout.steps_of_batches((x, y), self.batch_size)

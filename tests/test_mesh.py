@@ -179,36 +179,52 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _pair(argv, *, cwd=None, fault=None, stdout=subprocess.PIPE) -> list[subprocess.Popen]:
+    """Ranks 0 and 1 of a 2-process job, 2 CPU devices each: ``argv(rank)`` is each one's
+    command, ``fault(rank)`` its LRBENCH_FAULT (None: none)."""
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    env.pop("LRBENCH_FAULT", None)
+    processes = []
+    for rank in (0, 1):
+        spec = fault(rank) if fault else None
+        processes.append(
+            subprocess.Popen(
+                argv(rank),
+                cwd=cwd,
+                env={**env, "LRBENCH_FAULT": spec} if spec else env,
+                stdout=stdout,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
+    return processes
+
+
+def _train_command(port: int, rank: int, *overrides: str) -> list[str]:
+    """``lrbench train`` as process ``rank`` of 2 on loopback."""
+    return [
+        sys.executable,
+        "-m",
+        "lrbench.cli",
+        "train",
+        *overrides,
+        "distributed=manual",
+        f"distributed.coordinator_address=127.0.0.1:{port}",
+        "distributed.num_processes=2",
+        f"distributed.process_id={rank}",
+        "distributed.timeout_s=60",
+    ]
+
+
 def test_two_processes_equal_one_process_with_as_many_devices(runs, tmp_path):
     """distributed=manual: two local processes of 2 CPU devices each (gloo collectives on
     loopback) train the data-parallel run of the 4-device process, and write one run
     directory (process 0's)."""
     port = _free_port()
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
-    processes = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "lrbench.cli",
-                "train",
-                *RUN,
-                "mesh=data",
-                "distributed=manual",
-                f"distributed.coordinator_address=127.0.0.1:{port}",
-                "distributed.num_processes=2",
-                f"distributed.process_id={rank}",
-                "distributed.timeout_s=60",
-                "hydra.run.dir=run",
-            ],
-            cwd=tmp_path,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for rank in (0, 1)
-    ]
+    processes = _pair(
+        lambda rank: _train_command(port, rank, *RUN, "mesh=data", "hydra.run.dir=run"),
+        cwd=tmp_path,
+    )
     outputs = [p.communicate(timeout=300) for p in processes]
     assert [p.returncode for p in processes] == [0, 0], outputs[0][1][-2000:]
     assert_same_numbers(runs / "data", tmp_path / "run")
@@ -222,33 +238,12 @@ def _two_processes(tmp_path, port: int, *overrides: str, kill_second_at: str | N
     """Both processes of a 2-process job (2 CPU devices each) on loopback; the second one
     killed with -9 at the fault point ``kill_second_at``, then the first (blocked in a
     collective) too. Returns their exit codes."""
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
-    env.pop("LRBENCH_FAULT", None)
-    processes = []
-    for rank in (0, 1):
-        fault = {"LRBENCH_FAULT": kill_second_at} if rank == 1 and kill_second_at else {}
-        command = [
-            sys.executable,
-            "-m",
-            "lrbench.cli",
-            "train",
-            *overrides,
-            "distributed=manual",
-            f"distributed.coordinator_address=127.0.0.1:{port}",
-            "distributed.num_processes=2",
-            f"distributed.process_id={rank}",
-            "distributed.timeout_s=60",
-        ]
-        processes.append(
-            subprocess.Popen(
-                command,
-                cwd=tmp_path,
-                env={**env, **fault},
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-        )
+    processes = _pair(
+        lambda rank: _train_command(port, rank, *overrides),
+        cwd=tmp_path,
+        fault=lambda rank: kill_second_at if rank == 1 else None,
+        stdout=subprocess.DEVNULL,
+    )
     if kill_second_at:
         processes[1].wait(timeout=300)
         processes[0].kill()
@@ -391,17 +386,7 @@ def test_each_process_ships_only_its_part_of_a_streamed_chunk(tmp_path):
     """Two processes of 2 devices: each puts (steps, half the batch, ...) from the host,
     each device holds a quarter of every batch, and the global chunk is the whole."""
     port = str(_free_port())
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
-    processes = [
-        subprocess.Popen(
-            [sys.executable, "-c", PROCESS_PUT, port, str(rank)],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for rank in (0, 1)
-    ]
+    processes = _pair(lambda rank: [sys.executable, "-c", PROCESS_PUT, port, str(rank)])
     outputs = [p.communicate(timeout=300) for p in processes]
     assert [p.returncode for p in processes] == [0, 0], outputs[1][1][-2000:]
     for out, _ in outputs:

@@ -32,6 +32,8 @@ def test_target_is_the_first_evaluation_at_it_and_stop_ends_the_run(tmp_path):
     assert 0 < reached["loop_s"] < reached["process_s"]  # the process started before the loop
     stopped = read_summary(stop)
     assert stopped["status"] == "completed" and stopped["steps"] == step
+    log = (stop / "train.log").read_text()
+    assert f"step {step}/{6 * 43}: target val_accuracy 0.9 reached after" in log
     assert stopped["target"]["step"] == step
     assert read_metrics(stop) == [
         {**row, "elapsed_s": r["elapsed_s"]}

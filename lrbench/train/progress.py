@@ -148,7 +148,7 @@ class RunProgress:
 
     def recorded(self, recorder, row: dict) -> None:
         """An epoch recorded (``row``: its last metrics.csv row): the bar moves; a line for
-        an evaluation and for a divergence."""
+        an evaluation, the target first reached, and a divergence."""
         evaluated = recorder.last_eval.get("step") == recorder.steps_done
         if self.bar is not None:
             postfix = {"loss": f"{row['train_loss']:.4g}", "lr": f"{row['lr']:.3g}"}
@@ -169,6 +169,14 @@ class RunProgress:
                 f"{self._where(recorder.steps_done)}: {', '.join(numbers)}, "
                 f"{self._pace(recorder.steps_done, row['elapsed_s'])}"
             )
+            reached = recorder.target_reached
+            if reached is not None and reached["step"] == recorder.steps_done:
+                target = recorder.target
+                stop = ": stopping" if target.stop else ""
+                self.say(
+                    f"{self._where(reached['step'])}: target {target.metric} {target.value} "
+                    f"reached after {reached['loop_s']:.2f} s of training{stop}"
+                )
 
     def _where(self, step: int) -> str:
         epoch = -(-step // self.plan.steps_per_epoch)

@@ -9,6 +9,8 @@ Figures (medians over --repeats, with min-max; ratios against baselines of this 
      against `python -c "import jax, optax, flax"` (target: <= 2x)
   4. sweeps: see bench/sweeps.py; the 64-member toy vmap sweep (target: <= 2.5 s wall)
   5. `lrbench compare` over 1,000 run directories
+  7. the norm columns' cost: the default run's steps/s against the same with the step's
+     norms replaced by constants (target: <= 3%)
 Writes bench/results/<date>.json and prints one table. --quick: fewer, smaller figures.
 """
 
@@ -124,6 +126,41 @@ def matmul_gflops(m: int = 128, k: int = 256, reps: int = 2000) -> float:
 def mlp_flops_per_step(sizes: list[int], batch: int = 128) -> int:
     """Forward 2·b·in·out per layer, backward twice that."""
     return 6 * batch * sum(a * b for a, b in itertools.pairwise(sizes))
+
+
+# ---------------------------------------------------------------- 7: the norm columns' cost
+NORMS_COST_TARGET = 0.03  # issue 13.8: at most 3% of the digits MLP's steps/s
+
+
+def steps_per_s_without_norms(overrides: list[str]) -> float:
+    """``lrbench_steps_per_s`` with the step's norms replaced by constants (the programs are
+    traced anew each run, so they compute none)."""
+    import jax.numpy as jnp
+
+    from lrbench.train import step
+
+    zero = jnp.zeros([], jnp.float32)
+    real, step.norms = step.norms, lambda *args: (zero, zero, zero)
+    try:
+        return lrbench_steps_per_s(overrides)
+    finally:
+        step.norms = real
+
+
+def norms_cost_figure(reps: int, overrides: list[str]) -> dict:
+    """Interleaved repetitions of the run with and without the norms."""
+    samples: dict[str, list[float]] = {"with_norms": [], "without_norms": []}
+    for _ in range(reps):
+        samples["with_norms"].append(lrbench_steps_per_s(overrides))
+        samples["without_norms"].append(steps_per_s_without_norms(overrides))
+    medians = {k: statistics.median(v) for k, v in samples.items()}
+    cost = 1 - medians["with_norms"] / medians["without_norms"]
+    return {
+        **{k: stats(v) for k, v in samples.items()},
+        "cost": cost,
+        "cost_target": NORMS_COST_TARGET,
+        "target_met": cost <= NORMS_COST_TARGET,
+    }
 
 
 # ---------------------------------------------------------------- 2: time to accuracy
@@ -434,6 +471,10 @@ def main() -> None:
                 "speedup": medians["members_on_2_devices"] / medians["one_device"],
             },
         )
+
+    # 7. the norm columns' cost on the default run
+    if not args.quick:
+        report("norms_cost/digits_mlp", norms_cost_figure(reps, ["train.epochs=100"]))
 
     # 4. sweeps: the 64-member toy vmap sweep against its target, then every workload and
     # launcher (quick: toy_16 only)

@@ -66,15 +66,18 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
-def write_atomically(path: Path, text: str | bytes) -> None:
-    """Write to a temp file in the same directory, fsync, then rename over ``path``."""
+def write_atomically(path: Path, text: str | bytes, *, durable: bool = True) -> None:
+    """Write to a temp file in the same directory, fsync (``durable``), then rename over
+    ``path``: a kill leaves the old file or the new one; without the fsync a machine's crash
+    may leave it empty."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual permissions
         with os.fdopen(fd, "wb" if isinstance(text, bytes) else "w") as f:
             f.write(text)
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         faults.point(f"write:{path.name}")
         os.replace(tmp, path)
     except BaseException:
@@ -159,6 +162,7 @@ class RunDir:
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
         self._metrics_file = None
+        self._columns = METRIC_COLUMNS  # a resumed run's: those of its metrics.csv
         self._events = None
         self._heartbeat = None
 
@@ -194,7 +198,8 @@ class RunDir:
         are written again, identically), event files begun after it are removed, and the
         rest goes to a new event file (TensorBoard reads a folder's files in name order).
         summary.json goes too (the run is going again), and the temp files of atomic writes
-        a kill cut short."""
+        a kill cut short. metrics.csv keeps its header: a run recorded before the norm
+        columns goes on without them."""
         for stale in (self.path / "summary.json", *self.path.glob(".*.tmp")):
             stale.unlink(missing_ok=True)
         for events in self.path.glob(EVENTS_GLOB):
@@ -205,6 +210,7 @@ class RunDir:
         metrics = self.path / METRICS_FILE
         if sizes.get(METRICS_FILE):
             os.truncate(metrics, sizes[METRICS_FILE])
+            self._columns = _header(metrics)
             self._metrics_file = open(metrics, "a", newline="")  # noqa: SIM115
         else:
             metrics.unlink(missing_ok=True)
@@ -214,7 +220,7 @@ class RunDir:
         """One write per epoch, flushed: a kill loses at most this epoch's rows (a row cut
         short is skipped by ``read_metrics`` and cut off by a resume)."""
         text = io.StringIO()
-        writer = csv.DictWriter(text, METRIC_COLUMNS)
+        writer = csv.DictWriter(text, self._columns, extrasaction="ignore")
         if self._metrics_file is None:
             self._metrics_file = open(self.path / METRICS_FILE, "w", newline="")  # noqa: SIM115
             writer.writeheader()
@@ -242,6 +248,11 @@ class RunDir:
             self._metrics_file.close()
         if self._events is not None:
             self._events.flush()
+
+
+def _header(metrics: Path) -> tuple[str, ...]:
+    with open(metrics, newline="") as f:
+        return tuple(next(csv.reader(f)))
 
 
 def read_metrics(path: str | os.PathLike) -> list[dict[str, float | None]]:

@@ -224,3 +224,26 @@ def test_toy_sweep_figure_times_warm_runs_against_the_target(monkeypatch):
     caches = {a for args in runs for a in args if a.startswith("compile_cache=")}
     run_dirs = {a for args in runs for a in args if a.startswith("hydra.run.dir=")}
     assert len(caches) == 1 and len(run_dirs) == 4
+
+
+def test_norms_cost_is_one_less_the_quotient_of_the_medians(monkeypatch):
+    """Interleaved runs with and without the norms; the second runs with the step's norms
+    replaced by constants, and the step gets its own back after."""
+    from lrbench.train import step
+
+    real = step.norms
+    samples = {True: iter([100.0, 90.0, 95.0]), False: iter([100.0, 98.0, 102.0])}
+    calls = []
+
+    def steps_per_s(overrides):
+        with_norms = step.norms is real
+        calls.append(with_norms)
+        return next(samples[with_norms])
+
+    monkeypatch.setattr(bench_run, "lrbench_steps_per_s", steps_per_s)
+    figure = bench_run.norms_cost_figure(3, ["train.epochs=100"])
+    assert calls == 3 * [True, False]
+    assert step.norms is real
+    assert figure["with_norms"]["median"] == 95.0 and figure["without_norms"]["median"] == 100.0
+    assert figure["cost"] == pytest.approx(0.05)
+    assert figure["cost_target"] == 0.03 and figure["target_met"] is False

@@ -13,7 +13,7 @@ import yaml
 from stopped_runs import STEPS_PER_EPOCH, TINY, assert_same_as, rows, train_here
 
 from lrbench import faults
-from lrbench.runs import read_metrics, read_summary
+from lrbench.runs import METRIC_COLUMNS, RunDir, read_metrics, read_summary
 from lrbench.train.checkpoint import FOLDER, Checkpoints
 
 
@@ -192,3 +192,21 @@ def test_without_checkpoints_a_resume_starts_from_step_0(work, reference, tmp_pa
     assert train_here(work, *TINY, f"resume={run_dir}") == 0
     assert_same_as(reference, run_dir)
     assert read_summary(run_dir)["resumed_from"] == [0]
+
+
+def test_resuming_a_run_from_before_the_norm_columns_keeps_its_header(tmp_path):
+    """metrics.csv with the ten columns of old runs: the rows written after a resume have
+    the same ten fields (the norms are left out), so the file reads back whole."""
+    old = METRIC_COLUMNS[: METRIC_COLUMNS.index("elapsed_s") + 1]
+    metrics = tmp_path / "metrics.csv"
+    metrics.write_text(",".join(old) + "\n" + "9,1.0,0.001,2.1,0.3,,,,,0.5\n")
+    run_dir = RunDir(tmp_path)
+    run_dir.resume({"seed": 0}, {"metrics.csv": metrics.stat().st_size}, step=9)
+    row = dict.fromkeys(METRIC_COLUMNS, 1.5) | {"step": 18, "epoch": 2.0}
+    run_dir.append_metrics([row])
+    run_dir.close()
+    lines = metrics.read_text().splitlines()
+    assert lines[0] == ",".join(old)
+    assert [len(line.split(",")) for line in lines] == [len(old)] * 3
+    assert [r["step"] for r in read_metrics(tmp_path)] == [9.0, 18.0]
+    assert set(read_metrics(tmp_path)[1]) == set(old)

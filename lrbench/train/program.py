@@ -22,7 +22,7 @@ from lrbench.train.evaluate import Evaluator, PaddedSplit, pad_split
 from lrbench.train.feedback import ValidationFeedback
 from lrbench.train.runners import EpochRunner, FullBatchEpochs, make_epoch_runner, resolve_loop
 from lrbench.train.setup import Setup
-from lrbench.train.state import TrainState, state_initializer
+from lrbench.train.state import TrainState, run_once, state_initializer
 from lrbench.train.step import make_lbfgs_step, make_train_step
 from lrbench.train.stream import StreamEpochs
 
@@ -109,11 +109,11 @@ def eval_splits(setup: Setup) -> dict[str, PaddedSplit]:
 def initial_states(
     setup: Setup, init_keys: jax.Array, hyperparams: dict[str, np.ndarray] | None = None
 ) -> TrainState:
-    """Each member's initial state, from its init key: one jitted, vmapped initialization.
+    """Each member's initial state, from its init key: one vmapped initialization (``run_once``).
     ``hyperparams``: optimizer hyperparameter -> one value per member, written into the
     states (a sweep member's LR, weight decay, betas... live in its optimizer state)."""
     init = state_initializer(setup.model, setup.tx, setup.dataset.spec.input_shape, setup.dtype)
-    states = jax.jit(jax.vmap(init))(init_keys)
+    states = run_once(jax.vmap(init), init_keys)
     if hyperparams:
         states = states.replace(opt_state=with_hyperparams(states.opt_state, hyperparams))
     return setup.layout(members=True).place(states)

@@ -14,6 +14,8 @@ import numpy as np
 from lrbench.config.train import TargetConfig
 from lrbench.runs import RunDir
 
+NORMS = ("grad_norm", "update_norm", "param_norm", "update_ratio")
+
 
 def shortest(value: np.floating) -> float:
     """The shortest decimal that round-trips in the value's own precision (0.001, not
@@ -32,18 +34,15 @@ def flatten_evaluation(evaluation: dict | None) -> dict | None:
     }
 
 
-def window_means(values: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """Per series (rows of ``values``), the mean of each row's window (the steps after the
-    previous end, up to its end) over the steps with a finite value; NaN where none is. For
-    the norms: a float16 step skipped for its non-finite gradient (loss scaling) does not
-    count in its row's grad_norm."""
-    finite = np.isfinite(values)
-    sums = np.cumsum(np.where(finite, values, 0.0), axis=-1)[..., ends]
-    counts = np.cumsum(finite, axis=-1)[..., ends]
-    sums[..., 1:] -= sums[..., :-1]  # (numpy ufuncs are safe on overlapping operands)
-    counts[..., 1:] -= counts[..., :-1]
+def epoch_norms(metrics) -> dict[str, float]:
+    """StepMetrics' grad_norm, update_norm, param_norm of the epoch's last step, the one
+    that computes them (``lrbench.train.runners``), and update_ratio = update_norm /
+    param_norm: the epoch's last row's (the other rows leave them empty)."""
+    grad, update, param = (np.float64(np.asarray(m)[-1]) for m in metrics[3:6])
     with np.errstate(divide="ignore", invalid="ignore"):
-        return sums / counts
+        ratio = update / param
+    values = (grad, update, param, ratio)
+    return dict(zip(NORMS, map(float, values), strict=True))
 
 
 @dataclass
@@ -177,9 +176,8 @@ class Recorder:
         """Write the epoch's rows; return True when training must stop (a non-finite loss).
 
         Rows end at multiples of log_every and at the epoch's last step, so a row's train
-        loss/accuracy window never spans two epochs. The norms are means over the same
-        window (finite values only: ``window_means``); update_ratio is the row's
-        update_norm / param_norm.
+        loss/accuracy window never spans two epochs. The norms are on the epoch's last row
+        only (``epoch_norms``).
 
         Vectorized: the host work per epoch must stay small next to the device's (on two
         cores, Python time is taken from XLA's threads).
@@ -194,11 +192,6 @@ class Recorder:
         loss_sums = np.diff(np.cumsum(loss[:n])[ends], prepend=0.0)
         acc_sums = np.diff(np.cumsum(accuracy[:n])[ends], prepend=0.0)
         counts = np.diff(ends + 1, prepend=0).astype(np.float64)
-        # StepMetrics' grad_norm, update_norm, param_norm: the mean over each row's window
-        norms = window_means(np.asarray(metrics[3:6], np.float64)[:, :n], ends)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = norms[1] / norms[2]
-        (grad_norm, update_norm, param_norm), update_ratio = norms.tolist(), ratio.tolist()
         span = elapsed_s - self._last_time
         rows = [
             {
@@ -208,15 +201,11 @@ class Recorder:
                 "train_loss": float(loss_sum / count),
                 "train_accuracy": float(acc_sum / count),
                 "elapsed_s": round(self._last_time + span * (i + 1) / len(loss), 6),
-                "grad_norm": grad_norm[j],
-                "update_norm": update_norm[j],
-                "param_norm": param_norm[j],
-                "update_ratio": update_ratio[j],
             }
-            for j, (i, loss_sum, acc_sum, count) in enumerate(
-                zip(ends, loss_sums, acc_sums, counts, strict=True)
-            )
+            for i, loss_sum, acc_sum, count in zip(ends, loss_sums, acc_sums, counts, strict=True)
         ]
+        if n == len(loss):
+            rows[-1].update(epoch_norms(metrics))
         self.steps_done = first + n
         self._last_time = elapsed_s
         if bad.size:

@@ -8,6 +8,10 @@ XLA:CPU a conv net inside a rolled scan measured ~8x slower per step, see ``reso
 All draw batches from an on-device permutation, donate the state, and return per-step
 metrics stacked on device, so nothing syncs with the host inside an epoch. Streamed
 splits (``lrbench.train.stream``) run the same programs over chunks already in order.
+The scan computes the norms on each epoch's (or streamed chunk's) last step only, traced
+apart from it (``step.norms_unless_skipped``: a ``lax.cond`` in the scan cost as much as
+computing them on every step); the blocks of the other loops, whose conv steps dwarf them,
+on every step.
 """
 
 from __future__ import annotations
@@ -57,7 +61,13 @@ class ScanEpochs(Executables):
 
         def epoch_fn(state, x, y, data_key, epoch, *, n_steps):
             rows = order(data_key, epoch, y.shape[0], batch_size, n_steps)
-            return jax.lax.scan(lambda s, r: step(s, *layout.batch((x[r], y[r]))), state, rows)
+
+            def train(s, r, with_norms=False):
+                return step(s, *layout.batch((x[r], y[r])), with_norms)
+
+            state, metrics = jax.lax.scan(train, state, rows[:-1])
+            state, last = train(state, rows[-1], with_norms=True)  # the row the norms are on
+            return state, jax.tree.map(lambda ms, m: jnp.concatenate([ms, m[None]]), metrics, last)
 
         def program(state, x, y, data_key, epoch, n_steps):
             in_axes = (0, None, None, 0, None)

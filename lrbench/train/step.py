@@ -7,6 +7,7 @@ from typing import NamedTuple
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 import optax
 
 from lrbench.optim import current_loss_scale, current_lr
@@ -20,9 +21,10 @@ class StepMetrics(NamedTuple):
     loss: jax.Array  # mean train loss of the batch, before the update
     accuracy: jax.Array
     lr: jax.Array  # the learning rate this update applied
-    grad_norm: jax.Array  # global L2 norm of the loss's gradient: unscaled, before clipping
-    update_norm: jax.Array  # global L2 norm of the update applied (optax's ``updates``)
-    param_norm: jax.Array  # global L2 norm of the parameters the step started from
+    # Global L2 norms, on each epoch's last step (NaN on the others: ``norms_unless_skipped``)
+    grad_norm: jax.Array  # of the loss's gradient: unscaled, before clipping
+    update_norm: jax.Array  # of the update applied (optax's ``updates``)
+    param_norm: jax.Array  # of the parameters the step started from
 
 
 def norms(grads, updates, params, loss_scale: jax.Array | None = None):
@@ -35,7 +37,20 @@ def norms(grads, updates, params, loss_scale: jax.Array | None = None):
     return grad_norm, optax.tree.norm(updates), optax.tree.norm(params)
 
 
-TrainStep = Callable[[TrainState, jax.Array, jax.Array], tuple[TrainState, StepMetrics]]
+def norms_unless_skipped(with_norms: bool, grads, updates, params, loss_scale=None):
+    """``norms``, or NaN in their place when not ``with_norms`` (a Python bool: the runners
+    compute them on each epoch's last step only; on XLA:CPU the three passes over the
+    parameters cost ~8% of the digits MLP's steps/s when every step pays them, and a
+    ``lax.cond`` choosing steps at run time measured as costly as computing them)."""
+    args = (grads, updates, params, loss_scale)
+    if with_norms:
+        return norms(*args)
+    shapes = jax.eval_shape(lambda: norms(*args))
+    return tuple(jnp.full(s.shape, jnp.nan, s.dtype) for s in shapes)
+
+
+# (state, x, y, with_norms=True) -> (new state, metrics): ``norms_unless_skipped``
+TrainStep = Callable[..., tuple[TrainState, StepMetrics]]
 
 
 def _forward(model: nn.Module, state: TrainState, params, x: jax.Array):
@@ -55,9 +70,10 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation) -> Train
     dynamic loss scaling (float16: ``optim/loss_scale.py``) the gradient is that of the loss
     times the scale held in the optimizer state, which unscales it and skips the update when
     it is not finite; the loss recorded is the unscaled one, finite on a skipped step, and
-    so is the gradient norm (a skipped step's is not finite, its update's norm 0)."""
+    so is the gradient norm (a skipped step's is not finite, its update's norm 0).
+    ``with_norms``: whether this step computes the norms (``norms_unless_skipped``)."""
 
-    def train_step(state: TrainState, x: jax.Array, y: jax.Array):
+    def train_step(state: TrainState, x: jax.Array, y: jax.Array, with_norms=True):
         scale = current_loss_scale(state.opt_state)  # None: no loss scaling
 
         def loss_fn(params):
@@ -83,7 +99,7 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation) -> Train
             loss,
             correct(logits, y).mean(),
             current_lr(opt_state),
-            *norms(grads, updates, state.params, scale),
+            *norms_unless_skipped(with_norms, grads, updates, state.params, scale),
         )
         return new_state, metrics
 
@@ -100,7 +116,8 @@ def lbfgs_objective(model: nn.Module, params, x, y, weight_decay: float):
 def make_lbfgs_step(
     model: nn.Module, tx: optax.GradientTransformation, weight_decay: float
 ) -> TrainStep:
-    """A full-batch L-BFGS iteration; its line search re-evaluates the objective.
+    """A full-batch L-BFGS iteration; its line search re-evaluates the objective. Each
+    step ends an epoch: it always computes the norms.
 
     The model must be deterministic (no dropout, no BatchNorm): config checks ensure it.
     """
@@ -138,4 +155,5 @@ __all__ = [
     "make_lbfgs_step",
     "make_train_step",
     "norms",
+    "norms_unless_skipped",
 ]

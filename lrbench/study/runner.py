@@ -10,6 +10,9 @@ are the tuning cost). Every member is a normal run directory.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import functools
 import json
 import logging
 import math
@@ -17,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 from hydra import compose
+from omegaconf import DictConfig, OmegaConf
 
 from lrbench.config import Config, resolved_dict, to_run_config
 from lrbench.config.study import StudyAppConfig
@@ -38,20 +42,31 @@ def grid(app: StudyAppConfig) -> list[float]:
 
 
 def unit_overrides(app: StudyAppConfig, problem: str, entry: str) -> list[str]:
-    """The ``lrbench train`` overrides of a unit: the problem's preset, then the optimizer's."""
+    """The ``lrbench train`` overrides of a unit: the problem's preset, then the optimizer's,
+    as a vmap sweep (each phase sets its LRs, seeds and target: ``unit_config``'s values)."""
     study = app.study
     return [
         f"experiment={problem}",
         *study.overrides_of_problem(problem),
         *study.overrides_of_optimizer(entry),
         "train.progress=off",
+        "sweep=vmap",
     ]
 
 
-def unit_config(overrides: list[str]) -> tuple[Config, dict]:
-    """``lrbench train``'s config for these overrides (Hydra's compose: the running app's
-    search path), typed and as config.yaml records it."""
-    cfg = compose(config_name="config", overrides=overrides)
+@functools.lru_cache(maxsize=128)
+def _composed(overrides: tuple[str, ...]) -> DictConfig:
+    """Hydra's compose (the running app's search path): ~0.4 s each, so a unit composes
+    once, and a study checked up front in this process composes none again."""
+    return compose(config_name="config", overrides=list(overrides))
+
+
+def unit_config(overrides: list[str], values: dict | None = None) -> tuple[Config, dict]:
+    """``lrbench train``'s config for these overrides with ``values`` (dotted key -> value)
+    set, typed and range-checked, and as config.yaml records it."""
+    cfg = copy.deepcopy(_composed(tuple(overrides)))
+    for key, value in (values or {}).items():
+        OmegaConf.update(cfg, key, value)
     return to_run_config(cfg), resolved_dict(cfg)
 
 
@@ -103,12 +118,12 @@ def run_unit(app: StudyAppConfig, problem: str, entry: str, unit_dir: Path) -> d
     return unit
 
 
-def _sweep(overrides: list[str], out_dir: Path, resume: bool) -> tuple[Config, list[dict]]:
+def _sweep(base: list[str], values: dict, out_dir: Path, resume: bool) -> tuple[Config, list[dict]]:
     """A phase's vmap sweep (a resumed study goes on with it where one was started; one
     whose members do not match starts over) and its members' summaries."""
     from lrbench.sweep.vmap import run_vmap_sweep
 
-    cfg, record = unit_config(overrides)
+    cfg, record = unit_config(base, values)
     if resume and (out_dir / "0" / "config.yaml").exists():
         try:
             return cfg, run_vmap_sweep(cfg, record, out_dir, resume=True)
@@ -125,18 +140,15 @@ def _score(summary: dict, select: dict) -> float | None:
 
 def _tune(app: StudyAppConfig, base: list[str], out_dir: Path) -> dict:
     study = app.study
-    grid_lrs = grid(app)
-    overrides = [
-        *base,
-        "sweep=vmap",
-        f"sweep.lr=[{','.join(repr(lr) for lr in grid_lrs)}]",
-        f"sweep.seeds={study.tune_seeds}",
-        f"seed={app.seed}",
-        f"sweep.prune.name={study.prune.name.value}",
-        f"sweep.prune.eta={study.prune.eta}",
-        f"sweep.prune.metric={study.select.metric}",
-    ]
-    _, summaries = _sweep(overrides, out_dir, app.resume is not None)
+    values = {
+        "sweep.lr": grid(app),
+        "sweep.seeds": study.tune_seeds,
+        "seed": app.seed,
+        "sweep.prune.name": study.prune.name.value,
+        "sweep.prune.eta": study.prune.eta,
+        "sweep.prune.metric": study.select.metric,
+    }
+    _, summaries = _sweep(base, values, out_dir, app.resume is not None)
     select = {"metric": study.select.metric, "mode": study.select.mode.value}
     higher = study.select.higher_is_better
     trials = [
@@ -177,7 +189,7 @@ def _tune(app: StudyAppConfig, base: list[str], out_dir: Path) -> dict:
 def _range_test(cfg: Config) -> dict:
     from lrbench.lr_find.range_test import choose_lr
 
-    chosen, result = choose_lr(cfg)
+    chosen, result = choose_lr(dataclasses.replace(cfg, sweep=None))  # one run's range test
     return {
         "lr": chosen.optimizer.lr,
         "range_test": result.summary(),
@@ -196,17 +208,11 @@ def _no_grid() -> dict:
 
 def _confirm(app: StudyAppConfig, problem: str, base: list[str], lr: float, out_dir: Path) -> dict:
     study = app.study
-    overrides = [
-        *base,
-        "sweep=vmap",
-        f"sweep.lr=[{lr!r}]",
-        f"sweep.seeds={study.confirm_seeds}",
-        f"seed={study.confirm_seed}",
-    ]
+    values = {"sweep.lr": [lr], "sweep.seeds": study.confirm_seeds, "seed": study.confirm_seed}
     value = study.target_of(problem)
     if value is not None:
-        overrides += [f"train.target.metric={study.target_metric}", f"train.target.value={value}"]
-    cfg, summaries = _sweep(overrides, out_dir, app.resume is not None)
+        values |= {"train.target.metric": study.target_metric, "train.target.value": value}
+    cfg, summaries = _sweep(base, values, out_dir, app.resume is not None)
     target = cfg.train.target
     finals = [s.get("final") or {} for s in summaries]
     reached = [s["target"] for s in summaries if s.get("target", {}).get("reached")]

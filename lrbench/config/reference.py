@@ -69,7 +69,7 @@ def schema_of(group: str, option: str) -> type:
 def _load(group: str, option: str) -> tuple[dict, dict[str, str], type]:
     """An option's yaml keys, their comments and its schema, with the options it starts from
     (``defaults: [tfds, _self_]``: mnist is tfds's keys, then its own) merged in."""
-    from lrbench.config.root import SCHEMAS, Config
+    from lrbench.config.root import Config
 
     path = yaml_path(group, option)
     raw = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
@@ -81,21 +81,29 @@ def _load(group: str, option: str) -> tuple[dict, dict[str, str], type]:
         if not isinstance(entry, str) or entry == "_self_":
             continue
         if entry.endswith("_schema"):
-            schema = SCHEMAS[group][entry.removesuffix("_schema")]
+            schema = _schemas()[group][entry.removesuffix("_schema")]
         else:
             merged, comments, schema = _load(group, entry)
     raw.pop("defaults", None)
     return {**merged, **raw}, {**comments, **yaml_comments(path)}, schema
 
 
+def _schemas() -> dict[str, dict[str, type]]:
+    """``lrbench train``'s groups, and ``lrbench study``'s presets (conf/study/)."""
+    from lrbench.config.root import SCHEMAS
+    from lrbench.config.study import StudyConfig
+
+    return {**SCHEMAS, "study": {"study": StudyConfig}}
+
+
 def options() -> list[tuple[str, str]]:
     """(group, option) of every option with a schema, config first, in catalog order."""
     from lrbench.catalog import GROUPS
-    from lrbench.config.root import SCHEMAS
 
-    groups = [*GROUPS, *(g for g in SCHEMAS if g not in GROUPS)]
+    schemas = _schemas()
+    groups = [*GROUPS, *(g for g in schemas if g not in GROUPS)]
     found = [(TOP, TOP)]
-    for group in (g for g in groups if g in SCHEMAS):
+    for group in (g for g in groups if g in schemas):
         found += [(group, p.stem) for p in sorted((conf_dir() / group).glob("*.yaml"))]
     return found
 

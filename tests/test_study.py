@@ -174,3 +174,12 @@ def test_a_unit_whose_every_lr_diverges_is_a_failed_row(tmp_path):
     assert row["status"] == "failed" and "diverged" in row["error"]
     tune = [read_summary(tmp_path / "toy" / "sgd" / "tune" / str(k)) for k in range(4)]
     assert {s["status"] for s in tune} == {"diverged"}
+
+
+@pytest.mark.parametrize("preset", ["quick", "deepobs"])
+def test_every_preset_and_its_units_compose(preset):
+    from lrbench.study.app import check_study
+
+    app, units = check_study([f"study={preset}"])
+    assert app.study.name == preset
+    assert len(units) == len(app.study.problems) * len(app.study.optimizers)

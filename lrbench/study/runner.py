@@ -16,6 +16,7 @@ import functools
 import json
 import logging
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -41,30 +42,53 @@ def grid(app: StudyAppConfig) -> list[float]:
     return [float(f"{v:.4g}") for v in values]
 
 
-def unit_overrides(app: StudyAppConfig, problem: str, entry: str) -> list[str]:
-    """The ``lrbench train`` overrides of a unit: the problem's preset, then the optimizer's,
-    as a vmap sweep (each phase sets its LRs, seeds and target: ``unit_config``'s values)."""
+@dataclass(frozen=True)
+class UnitOverrides:
+    """A unit's ``lrbench train`` overrides: the problem's (its experiment preset and
+    overrides) and the optimizer entry's (``optimizer=<entry>`` or a variant's)."""
+
+    problem: tuple[str, ...]
+    optimizer: tuple[str, ...]
+
+
+def unit_overrides(app: StudyAppConfig, problem: str, entry: str) -> UnitOverrides:
     study = app.study
-    return [
-        f"experiment={problem}",
-        *study.overrides_of_problem(problem),
-        *study.overrides_of_optimizer(entry),
-        "train.progress=off",
-        "sweep=vmap",
-    ]
+    return UnitOverrides(
+        problem=(
+            f"experiment={problem}",
+            *study.overrides_of_problem(problem),
+            "train.progress=off",
+            "sweep=vmap",  # each phase sets its LRs, seeds and target: unit_config's values
+        ),
+        optimizer=tuple(study.overrides_of_optimizer(entry)),
+    )
 
 
 @functools.lru_cache(maxsize=128)
 def _composed(overrides: tuple[str, ...]) -> DictConfig:
     """Hydra's compose (the running app's search path): ~0.4 s each, so a unit composes
-    once, and a study checked up front in this process composes none again."""
+    each part once, and a study checked up front in this process composes none again."""
     return compose(config_name="config", overrides=list(overrides))
 
 
-def unit_config(overrides: list[str], values: dict | None = None) -> tuple[Config, dict]:
-    """``lrbench train``'s config for these overrides with ``values`` (dotted key -> value)
-    set, typed and range-checked, and as config.yaml records it."""
-    cfg = copy.deepcopy(_composed(tuple(overrides)))
+# Optimizer keys that belong to the problem (DeepOBS fixes them per problem): kept from its
+# preset when the entry's overrides do not set them.
+PROBLEM_KEYS = ("weight_decay", "grad_clip_norm")
+
+
+def unit_config(overrides: UnitOverrides, values: dict | None = None) -> tuple[Config, dict]:
+    """``lrbench train``'s config of a unit, with ``values`` (dotted key -> value) set,
+    typed and range-checked, and as config.yaml records it. The optimizer is the entry's own
+    (its defaults and overrides): a problem preset's optimizer settings (digits_cnn's
+    Nesterov momentum, toy's lr 0.1) are for its optimizer, not the unit's, but for
+    ``PROBLEM_KEYS``."""
+    cfg = copy.deepcopy(_composed(overrides.problem))
+    optimizer = copy.deepcopy(_composed(overrides.optimizer).optimizer)
+    set_by_entry = {o.split("=", 1)[0].removeprefix("optimizer.") for o in overrides.optimizer}
+    for key in PROBLEM_KEYS:
+        if key not in set_by_entry:
+            optimizer[key] = cfg.optimizer[key]
+    cfg.optimizer = optimizer
     for key, value in (values or {}).items():
         OmegaConf.update(cfg, key, value)
     return to_run_config(cfg), resolved_dict(cfg)
@@ -74,12 +98,6 @@ def kind_of(app: StudyAppConfig, cfg: Config) -> str:
     if cfg.optimizer.lr_auto:
         return AUTO
     return FREE if cfg.optimizer.name in app.study.lr_free else GRID
-
-
-def default_lr(optimizer: str) -> float:
-    """A learning-rate-free optimizer's own lr (a problem preset's lr is for its optimizer)."""
-    cfg, _ = unit_config([f"optimizer={optimizer}"])
-    return cfg.optimizer.lr
 
 
 def run_unit(app: StudyAppConfig, problem: str, entry: str, unit_dir: Path) -> dict:
@@ -138,7 +156,7 @@ def _score(summary: dict, select: dict) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
 
-def _tune(app: StudyAppConfig, base: list[str], out_dir: Path) -> dict:
+def _tune(app: StudyAppConfig, base: UnitOverrides, out_dir: Path) -> dict:
     study = app.study
     values = {
         "sweep.lr": grid(app),
@@ -199,14 +217,16 @@ def _range_test(cfg: Config) -> dict:
 
 
 def _free(cfg: Config) -> dict:
-    return {"lr": default_lr(cfg.optimizer.name), "tuning_cost": {"member_steps": 0}, **_no_grid()}
+    return {"lr": cfg.optimizer.lr, "tuning_cost": {"member_steps": 0}, **_no_grid()}
 
 
 def _no_grid() -> dict:
     return {"sensitivity": [], "tuneability": None, "expected_max": {"k": [], "value": []}}
 
 
-def _confirm(app: StudyAppConfig, problem: str, base: list[str], lr: float, out_dir: Path) -> dict:
+def _confirm(
+    app: StudyAppConfig, problem: str, base: UnitOverrides, lr: float, out_dir: Path
+) -> dict:
     study = app.study
     values = {"sweep.lr": [lr], "sweep.seeds": study.confirm_seeds, "seed": study.confirm_seed}
     value = study.target_of(problem)

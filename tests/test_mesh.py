@@ -259,7 +259,9 @@ def test_a_two_process_run_killed_with_minus_9_resumes_to_the_same_numbers(tmp_p
         tmp_path, _free_port(), *run, "hydra.run.dir=run", kill_second_at="epoch:3:KILL"
     )
     assert codes[1] == -signal.SIGKILL
-    assert read_summary(tmp_path / "run") is None
+    # process 0, its peer gone, fails in a collective (gloo: connection reset) and may write
+    # a failed summary before the test kills it: either way the run goes on
+    assert (read_summary(tmp_path / "run") or {"status": "failed"})["status"] == "failed"
     codes, errors = _two_processes(tmp_path, _free_port(), *run, f"resume={tmp_path / 'run'}")
     assert codes == [0, 0], errors[0][-2000:]
     reference = tmp_path / "reference"

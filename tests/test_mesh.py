@@ -34,6 +34,8 @@ RUN = (
     "train.log_every=1",
 )
 SWEEP = (*RUN, "sweep=vmap", "sweep.lr=[0.01,0.03,0.05,0.1]", "sweep.seeds=2", "train.epochs=2")
+# successive halving: 4 settings -> 2 at epoch 1 (the survivors regathered on the mesh)
+HALVED = (*SWEEP, "train.epochs=4", "sweep.prune.name=halving", "sweep.prune.eta=2")
 LOSSES = ("train_loss", "val_loss", "test_loss")
 
 
@@ -70,6 +72,8 @@ def runs(tmp_path_factory):
         "sweep": SWEEP,
         "members": (*SWEEP, "mesh=members"),
         "members_x_data": (*SWEEP, "mesh=members", "mesh.members=2", "mesh.data=2"),
+        "halved": (*HALVED,),
+        "halved_members": (*HALVED, "mesh=members"),
     }
     for name, overrides in jobs.items():
         result = train(work, name, *overrides)
@@ -92,6 +96,14 @@ def test_sharded_sweep_members_equal_the_unsharded_sweep(runs, sharded):
     assert read_summary(runs / sharded / "0")["mesh"] == (
         {"members": 4, "data": 1} if sharded == "members" else {"members": 2, "data": 2}
     )
+
+
+def test_a_pruned_sweep_sharded_over_members_equals_the_unsharded_one(runs):
+    statuses = []
+    for member in range(8):
+        assert_same_numbers(runs / "halved" / str(member), runs / "halved_members" / str(member))
+        statuses.append(read_summary(runs / "halved_members" / str(member))["status"])
+    assert statuses.count("pruned") == 4 and statuses.count("completed") == 4
 
 
 PARTITIONED = """

@@ -99,8 +99,9 @@ class Halving:
         if len(lanes) == len(self._members) and lanes == list(range(len(lanes))):
             return state, program  # nothing left the program
         index = jnp.asarray(lanes)
-        state = jax.tree.map(lambda a: a[index], state)
-        self.data_keys = self.data_keys[index]
+        # gathered, then laid out as before (a mesh's member axis stays sharded)
+        state = jax.tree.map(lambda a: jax.device_put(a[index], a.sharding), state)
+        self.data_keys = jax.device_put(self.data_keys[index], self.data_keys.sharding)
         self._members = [self._members[lane] for lane in lanes]
         # Lanes records program lane k into recorders[k]; padding lanes (past the
         # survivors) are not recorded

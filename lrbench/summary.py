@@ -114,6 +114,7 @@ class Summary(TypedDict, total=False):
     program_steps_per_s: float  # vmap members: the program's steps / train_s
     loop: str  # the loop strategy (vmap sweeps: "vmap/<loop>")
     loop_started_unix: float  # metrics.csv's elapsed_s counts from here
+    first_step_unix: float  # this process's first training step under way (docs/design.md)
     n_params: int
     n_train: int
     versions: dict[str, str]

@@ -36,6 +36,9 @@ def test_a_real_runs_summary_holds_only_declared_keys(cli, tmp_path):
     assert set(written["final"]) <= set(typing.get_type_hints(Final))
     assert set(written["best"]) <= set(typing.get_type_hints(Best))
     assert read_checked_summary(tmp_path) == written
+    # the first step is under way after the loop starts, before the run ends
+    started = written["loop_started_unix"]
+    assert started < written["first_step_unix"] < started + written["wall_s"]
     for objective in Objective:
         assert math.isfinite(objective.read(written)), objective
 

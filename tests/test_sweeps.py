@@ -301,3 +301,67 @@ def test_index_rows_survive_concurrent_writers(tmp_path):
         w * 100 + i for w in range(4) for i in range(50)
     )
     assert np.all([r["status"] == "completed" for r in rows])
+
+
+def test_index_append_many_writes_a_chunk_and_replaces_its_jobs_rows(tmp_path):
+    index = SweepIndex(tmp_path)
+    index.append(0, Path("a/0"), {"optimizer.lr": 0.1}, None)
+    index.append(5, Path("a/5"), {"optimizer.lr": 0.5}, {"status": "completed", "steps": 9})
+    index.append_many(
+        (job, Path(f"a/{job}"), {"optimizer.lr": job / 10}, {"status": "completed", "steps": 3})
+        for job in range(3)
+    )
+    rows = {row["job"]: row for row in index.read()}
+    assert sorted(rows, key=int) == ["0", "1", "2", "5"]  # job 0's row replaced, once
+    assert rows["0"]["status"] == "completed" and rows["0"]["steps"] == "3"
+    assert rows["5"]["steps"] == "9"  # another job's row stays
+    assert json.loads(rows["2"]["overrides"]) == {"optimizer.lr": 0.2}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_member_keys_are_each_seeds_run_keys_bit_for_bit(dtype):
+    """One program for all members gives each the keys a single run of its seed uses (and
+    jax.random's own, eagerly), with and without 64-bit mode, over the seed range."""
+    import jax
+
+    from lrbench.config import DType
+    from lrbench.train.setup import member_keys, precision, run_keys
+
+    seeds = [0, 1, 12345, 2**31 - 1, 2**31, 2**32 - 1]
+    with precision(DType(dtype)):
+        init_keys, data_keys = member_keys(seeds)
+        for k, seed in enumerate(seeds):
+            eager = jax.random.split(jax.random.key(seed))
+            for keys in (run_keys(seed), (init_keys[k], data_keys[k]), tuple(eager)):
+                assert [jax.random.key_data(key).tolist() for key in keys] == [
+                    jax.random.key_data(key).tolist() for key in eager
+                ]
+
+
+def test_a_single_runs_seeded_state_is_create_state_of_its_run_keys():
+    """Keys and initialization in one program: the same state and data key, bit for bit."""
+    import jax
+    from conftest import compose_config
+
+    from lrbench.train.setup import prepared, run_keys, seeded_state
+    from lrbench.train.state import create_state
+
+    def host(tree):
+        keys = jax.dtypes.prng_key
+        return jax.tree.leaves(
+            jax.tree.map(
+                lambda a: jax.random.key_data(a) if jax.dtypes.issubdtype(a.dtype, keys) else a,
+                tree,
+            )
+        )
+
+    cfg = compose_config("seed=3", "model.batch_norm=true", "model.dropout=0.1")
+    with prepared(cfg) as setup:
+        init_key, data_key = run_keys(cfg.seed)
+        spec = setup.dataset.spec
+        state = create_state(setup.model, setup.tx, spec.input_shape, init_key, setup.dtype)
+        expected = host((state, data_key))
+        got = host(seeded_state(setup, cfg.seed))
+    assert len(got) == len(expected)
+    pairs = zip(got, expected, strict=True)
+    assert all(np.array_equal(a, b) and a.dtype == b.dtype for a, b in pairs)

@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from lrbench.config import Config
@@ -41,7 +40,7 @@ from lrbench.train.recorder import Recorder
 from lrbench.train.report import run_summary
 from lrbench.train.resume import FREE
 from lrbench.train.session import StartPoint
-from lrbench.train.setup import Setup, prepared, run_keys
+from lrbench.train.setup import Setup, member_keys, prepared
 from lrbench.train.sharding import MEMBERS
 from lrbench.train.tracks import Lanes
 
@@ -69,10 +68,12 @@ def run_vmap_sweep(
                 summaries += done  # finished before the sweep stopped
                 continue
             trained = _train_chunk(chunk, setup, out_dir, resume=resume, prune=cfg.sweep.prune)
-            for member, summary in zip(chunk, trained, strict=True):
-                run_dir = member_dir(out_dir, member.index)
-                index.append(member.index, run_dir, member.values, summary)
-                summaries.append(summary)
+            # one rewrite of sweep.csv per chunk, not one per member
+            index.append_many(
+                (m.index, member_dir(out_dir, m.index), m.values, summary)
+                for m, summary in zip(chunk, trained, strict=True)
+            )
+            summaries += trained
     return summaries
 
 
@@ -160,14 +161,13 @@ def _train_chunk(
 ) -> list[dict]:
     start = time.perf_counter()
     cfg, plan = setup.cfg, setup.plan
-    keys = [run_keys(member.config.seed) for member in chunk]
+    init_keys, data_keys = member_keys([member.config.seed for member in chunk])
     hyperparams = {
         key.split(".", 1)[1]: np.array([member.values[key] for member in chunk])
         for key in chunk[0].values
         if key.startswith("optimizer.")
     }
-    states = initial_states(setup, jnp.stack([k for k, _ in keys]), hyperparams)
-    data_keys = jnp.stack([k for _, k in keys])
+    states = initial_states(setup, init_keys, hyperparams)
     program = build_program(setup, data_keys, members=True)
     checkpoints = Checkpoints(
         out_dir, cfg.train.keep_checkpoints, f"{FOLDER}/chunk-{chunk[0].index}"
@@ -216,6 +216,10 @@ def _train_chunk(
         progress.close()
     if rungs is not None:
         rungs.finish()
+    # a member's parameters' shapes (counted only): no per-member slicing on device
+    params = jax.tree.map(
+        lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), trained.state.params
+    )
     summaries = []
     for member, recorder in zip(chunk, recorders, strict=True):
         first = trained.resumed_from[-1] if trained.resumed_from else 0
@@ -230,8 +234,9 @@ def _train_chunk(
             times=times,
             loop=program.loop,
             loop_started_unix=trained.loop_started_unix,
+            first_step_unix=trained.first_step_unix,
             setup=setup,
-            params=jax.tree.map(lambda a: a[0], trained.state.params),  # (counted only)
+            params=params,
             sweep={"member": member.index, "members": len(chunk), "values": member.values}
             | ({} if rungs is None else {"rungs": rungs.ends, "lane_steps": rungs.lane_steps}),
         )

@@ -56,7 +56,9 @@ def run_epochs(
     rungs: Rungs | None = None,
     first_epoch: int = 0,
 ):
-    """Train for the plan's epochs from ``first_epoch``; return (final state, loop seconds).
+    """Train for the plan's epochs from ``first_epoch``; return (final state, loop seconds,
+    ``time.time()`` when the first epoch's program returned: compiled, its steps dispatched
+    and the first running; None without epochs to run).
 
     Each evaluation is fed back into the state on device where the schedule watches it
     (reduce_on_plateau: ``program.feedback``).
@@ -72,9 +74,12 @@ def run_epochs(
     """
     fetch = _Fetcher(record)
     pending: list = []  # (steps, metrics, evaluation) of epochs dispatched, not yet recorded
+    first_step_unix = None
     for epoch in range(first_epoch, plan.n_epochs):
         steps = plan.steps_in_epoch(epoch)
         state, metrics = program.runner(state, epoch, steps)
+        if first_step_unix is None:  # (before the evaluator's compile: no sync added)
+            first_step_unix = time.time()
         faults.point("epoch")
         evaluation = None
         if plan.evaluates_after(epoch):
@@ -104,7 +109,7 @@ def run_epochs(
     if pending:
         fetch(pending)
     jax.block_until_ready(state)
-    return state, time.perf_counter() - fetch.start
+    return state, time.perf_counter() - fetch.start, first_step_unix
 
 
 class _Fetcher:

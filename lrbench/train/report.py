@@ -77,6 +77,7 @@ def run_summary(
     times: dict,
     loop: str,
     loop_started_unix: float,
+    first_step_unix: float | None,
     setup: Setup,
     params,
     sweep: dict | None = None,
@@ -87,6 +88,8 @@ def run_summary(
         | times
         | {"loop": loop, "loop_started_unix": round(loop_started_unix, 4)}
     )
+    if first_step_unix is not None:
+        summary["first_step_unix"] = round(first_step_unix, 4)
     if "target" in summary and summary["target"]["reached"]:
         # the loop's clock of this process: loop_s less what earlier processes (a resume) ran
         at_unix = loop_started_unix + summary["target"]["loop_s"] - recorder.clock_offset

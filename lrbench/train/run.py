@@ -23,8 +23,8 @@ from lrbench.train.recorder import Recorder
 from lrbench.train.report import run_summary
 from lrbench.train.resume import Resume, files_fit, log_into
 from lrbench.train.session import StartPoint
-from lrbench.train.setup import Setup, prepared, run_keys
-from lrbench.train.state import TrainState, create_state
+from lrbench.train.setup import Setup, prepared, seeded_state
+from lrbench.train.state import TrainState
 from lrbench.train.tracks import OneRun
 
 log = logging.getLogger("lrbench")
@@ -65,10 +65,7 @@ def run(
         )
     with prepared(cfg) as setup, distributed.own_dir(out_dir) as write_dir:
         start = time.perf_counter()
-        init_key, _ = run_keys(cfg.seed)
-        state = create_state(
-            setup.model, setup.tx, setup.dataset.spec.input_shape, init_key, setup.dtype
-        )
+        state, data_key = seeded_state(setup, cfg.seed)
         # orbax's multi-host mode: every process of a job opens the run's checkpoints (its
         # saves and restores are collective); process 0 writes the files
         checkpoints = Checkpoints(out_dir, cfg.train.keep_checkpoints)
@@ -81,7 +78,7 @@ def run(
         state = setup.layout().place(state)
         start_point = StartPoint(start, state, checkpoints, restored, resumed=resume is not None)
         try:
-            summary = _train(setup, run_dir, quiet, start_point)
+            summary = _train(setup, run_dir, quiet, start_point, data_key)
             if resume is not None and resume.changes:
                 summary["resume_changes"] = {k: list(v) for k, v in resume.changes.items()}
             if lr_find is not None:
@@ -154,9 +151,8 @@ def _open_run_dir(
     return run_dir
 
 
-def _train(setup: Setup, run_dir: RunDir, quiet: bool, start_point: StartPoint) -> dict:
+def _train(setup: Setup, run_dir: RunDir, quiet: bool, start_point: StartPoint, data_key) -> dict:
     plan = setup.plan
-    _, data_key = run_keys(setup.cfg.seed)
     program = build_program(setup, data_key)
     progress = _progress_bar(setup, run_dir, quiet, start_point)
     recorder = Recorder(
@@ -173,6 +169,7 @@ def _train(setup: Setup, run_dir: RunDir, quiet: bool, start_point: StartPoint) 
         times=trained.times(recorder.steps_done, first_step),
         loop=program.loop,
         loop_started_unix=trained.loop_started_unix,
+        first_step_unix=trained.first_step_unix,
         setup=setup,
         params=trained.state.params,
     )

@@ -56,6 +56,7 @@ class Trained:
     state: TrainState
     loop_s: float
     loop_started_unix: float
+    first_step_unix: float | None  # this process's first training step (``run_epochs``)
     times: Callable[[int, int], dict]  # (steps done, steps at the start) -> summary times
     resumed_from: list[int] = field(default_factory=list)
     interrupted_by: str | None = None  # the signal that stopped training at a checkpoint
@@ -113,7 +114,7 @@ def train(
             else (cfg.train.checkpoint_every, cfg.train.checkpoint_interval_s)
         )
         boundary = EpochBoundary(every, interval_s, stop, save)
-        state, loop_s = run_epochs(
+        state, loop_s, first_step_unix = run_epochs(
             start_point.state,
             program,
             plan,
@@ -126,6 +127,7 @@ def train(
         state=state,
         loop_s=loop_s,
         loop_started_unix=loop_started_unix,
+        first_step_unix=first_step_unix,
         times=lambda steps, first: times(steps, first, loop_s),
         resumed_from=resumed_from,
         interrupted_by=None if boundary.stopped_after is None else stop.name,

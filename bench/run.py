@@ -11,6 +11,8 @@ Figures (medians over --repeats, with min-max; ratios against baselines of this 
   5. `lrbench compare` over 1,000 run directories
   7. the norm columns' cost: the default run's steps/s against the same with the step's
      norms replaced by constants (target: <= 3%)
+  8. `lrbench study`: see bench/study.py; the quick study against the same runs as basic
+     Hydra multiruns (target: >= 5x), halving's choice of LR and member-steps (<= 50%)
 Writes bench/results/<date>.json and prints one table. --quick: fewer, smaller figures.
 """
 
@@ -488,6 +490,12 @@ def main() -> None:
             {"toy_16": sweeps.WORKLOADS["toy_16"]} if args.quick else sweeps.WORKLOADS,
         ),
     )
+
+    # 8. lrbench study (bench/study.py): the quick study against its runs as basic multiruns
+    # (target: >= 5x faster), and halving's LRs and member-steps (quick: toy, 3 optimizers)
+    import study
+
+    report("study_quick", study.figure(args.quick))
 
     print_table(results)
     print(f"wrote {out}")

@@ -39,15 +39,18 @@ class SelectConfig(Checked):
 
 @dataclass
 class StudyPruneConfig(Checked):
-    """Successive halving of the tuning phase, ranked on ``study.select.metric``."""
+    """Successive halving of the tuning phase: settings ranked at rungs on ``metric``."""
 
     group: ClassVar[str] = "study.prune"
     name: Pruning = Pruning.none
     eta: int = 3
+    metric: str = "val_loss"
 
     def __post_init__(self) -> None:
         if self.eta < 2:
             self._fail("eta", "must be an integer >= 2 (the fraction 1/eta of settings goes on)")
+        if self.metric not in RANK_METRICS:
+            self._fail("metric", f"must be one of {', '.join(RANK_METRICS)}")
 
 
 @dataclass

@@ -30,7 +30,7 @@ class PruneConfig(Checked):
     group: ClassVar[str] = "sweep.prune"
     name: Pruning = Pruning.none
     eta: int = 3
-    metric: str = "val_accuracy"
+    metric: str = "val_loss"
 
     def __post_init__(self) -> None:
         if self.eta < 2:

@@ -164,7 +164,7 @@ def _tune(app: StudyAppConfig, base: UnitOverrides, out_dir: Path) -> dict:
         "seed": app.seed,
         "sweep.prune.name": study.prune.name.value,
         "sweep.prune.eta": study.prune.eta,
-        "sweep.prune.metric": study.select.metric,
+        "sweep.prune.metric": study.prune.metric,
     }
     _, summaries = _sweep(base, values, out_dir, app.resume is not None)
     select = {"metric": study.select.metric, "mode": study.select.mode.value}

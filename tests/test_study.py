@@ -183,3 +183,20 @@ def test_every_preset_and_its_units_compose(preset):
     app, units = check_study([f"study={preset}"])
     assert app.study.name == preset
     assert len(units) == len(app.study.problems) * len(app.study.optimizers)
+
+
+def test_a_pruned_study_chooses_among_the_settings_that_trained_to_the_end(tmp_path):
+    pruning = ("study.prune.name=halving", "study.prune.eta=2")
+    assert (
+        main(["study", *TINY, "study.optimizers=[sgd]", *pruning, f"hydra.sweep.dir={tmp_path}"])
+        == 0
+    )
+    unit = json.loads((tmp_path / "toy" / "sgd" / "unit.json").read_text())
+    summaries = [read_summary(d) for d in unit["tune_dirs"]]
+    statuses = {s["sweep"]["values"]["optimizer.lr"]: s["status"] for s in summaries}
+    assert sorted(set(statuses.values())) == ["completed", "diverged", "pruned"]
+    assert statuses[unit["lr"]] == "completed"
+    cost = unit["tuning_cost"]
+    assert cost["member_steps"] == sum(s["steps"] for s in summaries)
+    assert cost["member_steps"] < cost["full_grid_member_steps"]
+    assert cost["pruned"] == 2

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 from omegaconf import MISSING
 
 from lrbench.config.base import Checked
-from lrbench.config.sweep import RANK_METRICS, Pruning
+from lrbench.config.sweep import RANK_METRICS, PruneConfig
 from lrbench.config.train import TARGET_METRICS
 
 
@@ -38,19 +38,10 @@ class SelectConfig(Checked):
 
 
 @dataclass
-class StudyPruneConfig(Checked):
-    """Successive halving of the tuning phase: settings ranked at rungs on ``metric``."""
+class StudyPruneConfig(PruneConfig):
+    """Successive halving of the tuning phase: its vmap sweep's ``sweep.prune``."""
 
     group: ClassVar[str] = "study.prune"
-    name: Pruning = Pruning.none
-    eta: int = 3
-    metric: str = "val_loss"
-
-    def __post_init__(self) -> None:
-        if self.eta < 2:
-            self._fail("eta", "must be an integer >= 2 (the fraction 1/eta of settings goes on)")
-        if self.metric not in RANK_METRICS:
-            self._fail("metric", f"must be one of {', '.join(RANK_METRICS)}")
 
 
 @dataclass

@@ -56,6 +56,7 @@ def multirun_commands(record: dict) -> list[list[str]]:
             *problem_overrides.get(unit["problem"], []),
             *variants.get(entry, [f"optimizer={entry}"]),
             "train.progress=off",
+            f"train.norms={config['norms']}",  # as the study's members compute them
         ]
         if unit["how"] == "grid":
             grid = ",".join(repr(p["lr"]) for p in unit["sensitivity"])

@@ -15,6 +15,7 @@ from conftest import REPO
 sys.path.insert(0, str(REPO / "bench"))
 import data as bench_data
 import run as bench_run
+import study as bench_study
 import sweeps
 
 
@@ -107,6 +108,14 @@ def test_bench_figures_are_the_quotients_of_the_measurements_they_name(monkeypat
     monkeypatch.setattr(sweeps, "measure", lambda repeats, workloads: {"toy_16": {"n": 1}})
     toy = {"wall_s": {"median": 3.0}, "target_s": 2.5, "vs_target": 1.2, "target_met": False}
     monkeypatch.setattr(sweeps, "toy_vmap_figure", lambda repeats: toy)
+    study_calls = []
+    study_figure = {"study_s": 4.0, "multirun_s": 20.0, "speedup": 5.0, "speedup_target": 5.0}
+
+    def study(quick):  # the real one runs two quick studies and their multirun (minutes)
+        study_calls.append(quick)
+        return study_figure
+
+    monkeypatch.setattr(bench_study, "figure", study)
     out = tmp_path / "quick.json"
     monkeypatch.setattr(sys, "argv", ["run.py", "--quick", "--out", str(out)])
     bench_run.main()
@@ -139,6 +148,7 @@ def test_bench_figures_are_the_quotients_of_the_measurements_they_name(monkeypat
     startup_calls = [call for call in calls if call[0] in ("import", "first_step")]
     assert startup_calls == 3 * [("import",), ("first_step",)]  # interleaved
     assert results["figures"]["sweep_toy_64_vmap_s"] == toy
+    assert results["figures"]["study_quick"] == study_figure and study_calls == [True]
     numbers = list(_finite_numbers(results["figures"]))
     assert numbers and all(math.isfinite(v) for v in numbers)
 

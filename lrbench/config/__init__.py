@@ -91,6 +91,7 @@ from lrbench.config.train import (
     Loop,
     LRFindConfig,
     LRSuggestion,
+    Norms,
     Ramp,
     TrainConfig,
 )
@@ -141,6 +142,7 @@ __all__ = [
     "MeshConfig",
     "ModelConfig",
     "MomentumConfig",
+    "Norms",
     "Objective",
     "OneCycleConfig",
     "OptimizerConfig",

@@ -12,7 +12,7 @@ from omegaconf import MISSING
 
 from lrbench.config.base import Checked
 from lrbench.config.sweep import RANK_METRICS, PruneConfig
-from lrbench.config.train import TARGET_METRICS
+from lrbench.config.train import TARGET_METRICS, Norms
 
 
 class SelectMode(enum.Enum):
@@ -35,6 +35,13 @@ class SelectConfig(Checked):
     @property
     def higher_is_better(self) -> bool:
         return RANK_METRICS[self.metric]
+
+
+class ConfirmLanes(enum.Enum):
+    """The confirmation program's lanes (``lrbench.study.runner.confirm_lanes``)."""
+
+    seeds = "seeds"  # one per confirmation seed: its own, smaller program
+    tune = "tune"  # the tuning program's count: its compiled program, from the compile cache
 
 
 @dataclass
@@ -65,6 +72,8 @@ class StudyConfig(Checked):
     target_metric: str = "val_accuracy"
     targets: Any = None  # {problem: value of target_metric}
     prune: StudyPruneConfig = field(default_factory=StudyPruneConfig)
+    norms: Norms = Norms.every_step  # the members' train.norms
+    confirm_lanes: ConfirmLanes = ConfirmLanes.seeds
 
     def __post_init__(self) -> None:
         self._positive("lr_min", "points", "tune_seeds", "confirm_seeds")

@@ -50,6 +50,7 @@ class VmapSweepConfig(Checked):
     hparams: Any = None  # {name: [values]}; typed Any so `sweep.hparams={b1:[...]}` replaces it
     seeds: int = MISSING
     max_members: int = MISSING
+    min_lanes: int = 0
     prune: PruneConfig = field(default_factory=PruneConfig)
 
     def __post_init__(self) -> None:
@@ -66,6 +67,8 @@ class VmapSweepConfig(Checked):
         ):
             self._fail("hparams", "a mapping of hyperparameter name to a list of numbers")
         self._positive("seeds", "max_members")
+        if self.min_lanes < 0:
+            self._fail("min_lanes", "must be >= 0 (0: as many program lanes as members)")
 
 
 SWEEP_SCHEMAS: dict[str, type[VmapSweepConfig]] = {"vmap": VmapSweepConfig}

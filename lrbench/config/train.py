@@ -36,6 +36,14 @@ class Loop(enum.Enum):
     step = "step"
 
 
+class Norms(enum.Enum):
+    """Which steps compute the gradient, update and parameter norms (``train.norms``)."""
+
+    epoch_end = "epoch_end"  # each epoch's last step, traced apart from the scan (+compile)
+    every_step = "every_step"  # in the scan's step: the smaller program, ~8% of a tiny step
+    off = "off"  # none: metrics.csv's norm columns stay empty
+
+
 class Device(enum.Enum):
     auto = "auto"
     cpu = "cpu"
@@ -152,6 +160,7 @@ class TrainConfig(Checked):
     compute_dtype: ComputeDType | None = None  # None: train.dtype
     loop: Loop = MISSING
     unroll: int = MISSING
+    norms: Norms = Norms.epoch_end
     checkpoint_every: int = MISSING  # epochs; 0: not by count
     checkpoint_interval_s: float = MISSING  # seconds; 0: not by time
     keep_checkpoints: int = MISSING

@@ -20,7 +20,7 @@ import jax
 import numpy as np
 
 from lrbench import optim
-from lrbench.config import Config, LRFindConfig, Ramp
+from lrbench.config import Config, LRFindConfig, Norms, Ramp
 from lrbench.errors import ConfigError
 from lrbench.lr_find.rules import Suggestion, n_recorded, smooth, suggest
 from lrbench.train.program import build_runner
@@ -120,7 +120,7 @@ def run_range_test(cfg: Config) -> RangeTest:
 
 def _ramp_losses(setup: Setup, state: TrainState, data_key, num_steps: int) -> np.ndarray:
     """The batch losses of num_steps steps, batches in the run's order (epoch after epoch)."""
-    runner, _ = build_runner(setup, data_key)
+    runner, _ = build_runner(setup, data_key, norms=Norms.off)  # losses only: less to compile
     per_epoch = setup.plan.steps_per_epoch
     losses = []
     for epoch in range(-(-num_steps // per_epoch)):

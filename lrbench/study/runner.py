@@ -24,7 +24,7 @@ from hydra import compose
 from omegaconf import DictConfig, OmegaConf
 
 from lrbench.config import Config, resolved_dict, to_run_config
-from lrbench.config.study import StudyAppConfig
+from lrbench.config.study import ConfirmLanes, StudyAppConfig
 from lrbench.errors import ConfigError
 from lrbench.study import analysis
 from lrbench.summary import DIVERGED, PRUNED
@@ -58,6 +58,7 @@ def unit_overrides(app: StudyAppConfig, problem: str, entry: str) -> UnitOverrid
             f"experiment={problem}",
             *study.overrides_of_problem(problem),
             "train.progress=off",
+            f"train.norms={study.norms.value}",
             "sweep=vmap",  # each phase sets its LRs, seeds and target: unit_config's values
         ),
         optimizer=tuple(study.overrides_of_optimizer(entry)),
@@ -125,7 +126,9 @@ def run_unit(app: StudyAppConfig, problem: str, entry: str, unit_dir: Path) -> d
             unit |= _range_test(cfg)
         else:
             unit |= _free(cfg)
-        unit |= _confirm(app, problem, base, unit["lr"], unit_dir / "confirm")
+        unit |= _confirm(
+            app, problem, base, unit["lr"], unit_dir / "confirm", confirm_lanes(app, unit)
+        )
         unit["status"] = "completed"
     except (ConfigError, ValueError) as error:
         # every LR diverged, the range test diverged too early: a result of this unit (a
@@ -204,6 +207,17 @@ def _tune(app: StudyAppConfig, base: UnitOverrides, out_dir: Path) -> dict:
     }
 
 
+def confirm_lanes(app: StudyAppConfig, unit: dict) -> int:
+    """The confirmation program's lanes (``sweep.min_lanes``). ``study.confirm_lanes=tune``:
+    as many as the tuning program's, which the compile cache holds by then, so the
+    confirmation compiles nothing and computes the extra lanes instead (a choice of the
+    config, not of measured times: the lane count changes float rounding, and the same
+    study must give the same numbers); ``seeds``: one per confirmation seed (0)."""
+    if app.study.confirm_lanes is ConfirmLanes.seeds or "tune_dirs" not in unit:
+        return 0
+    return len(unit["tune_dirs"])
+
+
 def _range_test(cfg: Config) -> dict:
     from lrbench.lr_find.range_test import choose_lr
 
@@ -225,10 +239,15 @@ def _no_grid() -> dict:
 
 
 def _confirm(
-    app: StudyAppConfig, problem: str, base: UnitOverrides, lr: float, out_dir: Path
+    app: StudyAppConfig, problem: str, base: UnitOverrides, lr: float, out_dir: Path, lanes: int
 ) -> dict:
     study = app.study
-    values = {"sweep.lr": [lr], "sweep.seeds": study.confirm_seeds, "seed": study.confirm_seed}
+    values = {
+        "sweep.lr": [lr],
+        "sweep.seeds": study.confirm_seeds,
+        "seed": study.confirm_seed,
+        "sweep.min_lanes": lanes,
+    }
     value = study.target_of(problem)
     if value is not None:
         values |= {"train.target.metric": study.target_metric, "train.target.value": value}

@@ -57,7 +57,8 @@ def bucket(n: int, groups: int) -> int:
 @dataclass
 class Halving:
     """``lrbench.train.epochs.Rungs`` for one sweep chunk. ``settings[k]``: member k's
-    setting (its values but the seed); ``rebuild(data_keys)``: the program for these keys."""
+    setting (its values but the seed); ``rebuild(data_keys, state, epochs_done)``: the
+    program for these keys, compiling for that state from that epoch on."""
 
     lanes: Lanes
     settings: list[tuple]
@@ -67,15 +68,22 @@ class Halving:
     eta: int
     groups: int  # the mesh's member groups (1: none)
     rebuild: Callable
-    compile_s: float = 0.0
+    rebuild_s: float = 0.0
     lane_steps: int = 0  # steps computed by all lanes, padding and finished lanes included
     _members: list[int] = field(default_factory=list)  # lane -> member (index in the chunk)
     _recorders: list[Recorder] = field(default_factory=list)
     _steps_at: int = 0
+    _programs: list = field(default_factory=list)  # those built at rungs
+
+    @property
+    def compile_s(self) -> float:
+        """Building the smaller programs, and the loop's waits for their compiles."""
+        return self.rebuild_s + sum(program.compile_s for program in self._programs)
 
     def __post_init__(self) -> None:
         self._recorders = list(self.lanes.recorders)
-        self._members = list(range(len(self._recorders)))
+        n = len(self._recorders)  # lanes past the members repeat the last (sweep.min_lanes)
+        self._members = list(range(n)) + [n - 1] * (self.data_keys.shape[0] - n)
 
     def due(self, epoch: int) -> bool:
         return epoch + 1 in self.ends
@@ -107,8 +115,9 @@ class Halving:
         # survivors) are not recorded
         self.lanes.recorders = [self._recorders[k] for k in keep]
         started = time.perf_counter()
-        program = self.rebuild(self.data_keys)
-        self.compile_s += time.perf_counter() - started  # (most of it compiles on first use)
+        program = self.rebuild(self.data_keys, state, epochs_done)
+        self.rebuild_s += time.perf_counter() - started
+        self._programs.append(program)
         return state, program
 
     def finish(self) -> None:

@@ -16,13 +16,14 @@ import contextlib
 import logging
 import signal
 import time
+from functools import partial
 from pathlib import Path
 
 import jax
 import numpy as np
 
 from lrbench.config import Config
-from lrbench.config.sweep import PruneConfig, Pruning
+from lrbench.config.sweep import PruneConfig, Pruning, VmapSweepConfig
 from lrbench.errors import ConfigError
 from lrbench.flat_config import flatten
 from lrbench.runs import RunDir, read_config
@@ -35,7 +36,7 @@ from lrbench.train import distributed, session
 from lrbench.train import progress as progress_lines
 from lrbench.train.checkpoint import FOLDER, CheckpointError, Checkpoints
 from lrbench.train.interrupt import Interrupted
-from lrbench.train.program import build_program, initial_states
+from lrbench.train.program import Program, build_program, initial_states
 from lrbench.train.recorder import Recorder
 from lrbench.train.report import run_summary
 from lrbench.train.resume import FREE
@@ -59,7 +60,7 @@ def run_vmap_sweep(
     if resume:
         _check_same_sweep(out_dir, members)
     with prepared(members[0].config) as setup, distributed.own_dir(out_dir) as out_dir:
-        _check_split(setup, len(members), size)
+        _check_split(setup, len(members), size, cfg.sweep.min_lanes)
         index = SweepIndex(out_dir)
         summaries = []
         for chunk in chunks:
@@ -67,7 +68,7 @@ def run_vmap_sweep(
             if done and all(s is not None and s.get("status") in FINISHED for s in done):
                 summaries += done  # finished before the sweep stopped
                 continue
-            trained = _train_chunk(chunk, setup, out_dir, resume=resume, prune=cfg.sweep.prune)
+            trained = _train_chunk(chunk, setup, out_dir, resume=resume, sweep=cfg.sweep)
             # one rewrite of sweep.csv per chunk, not one per member
             index.append_many(
                 (m.index, member_dir(out_dir, m.index), m.values, summary)
@@ -103,17 +104,24 @@ def _check_same_sweep(out_dir: Path, members: list[Member]) -> None:
             )
 
 
-def _check_split(setup: Setup, n_members: int, chunk: int) -> None:
-    """Every chunk's members split evenly over the mesh's member groups (bad input first)."""
+def _check_split(setup: Setup, n_members: int, chunk: int, min_lanes: int) -> None:
+    """Every chunk's lanes split evenly over the mesh's member groups (bad input first)."""
     groups = 1 if setup.mesh is None else setup.mesh.shape[MEMBERS]
-    sizes = {min(chunk, n_members - first) for first in range(0, n_members, chunk)}
+    sizes = {max(min(chunk, n_members - first), min_lanes) for first in range(0, n_members, chunk)}
     if any(size % groups for size in sizes):
         raise ConfigError(
             "mesh.members",
             groups,
-            f"the sweep's {n_members} members (in chunks of sweep.max_members={chunk}) must "
-            f"split evenly over {groups} device groups",
+            f"the sweep's {n_members} members (in chunks of sweep.max_members={chunk}, at "
+            f"least sweep.min_lanes={min_lanes} lanes) must split evenly over {groups} "
+            "device groups",
         )
+
+
+def _lane_members(chunk: list[Member], min_lanes: int) -> list[Member]:
+    """The member each program lane trains: the chunk's, the last repeated up to
+    ``min_lanes`` (those lanes are never recorded)."""
+    return chunk + [chunk[-1]] * (min_lanes - len(chunk))
 
 
 def _halving(
@@ -135,8 +143,15 @@ def _halving(
         metric=prune.metric,
         eta=prune.eta,
         groups=1 if setup.mesh is None else setup.mesh.shape[MEMBERS],
-        rebuild=lambda keys: build_program(setup, keys, members=True),
+        rebuild=partial(_rebuild, setup),
     )
+
+
+def _rebuild(setup: Setup, data_keys: jax.Array, state, epochs_done: int) -> Program:
+    """A rung's program for the members left, compiling in the background as it is built."""
+    program = build_program(setup, data_keys, members=True)
+    program.prepare(state, setup.plan, epochs_done)
+    return program
 
 
 def _files_fit(out_dir: Path, chunk: list[Member]):
@@ -157,13 +172,14 @@ def _files_fit(out_dir: Path, chunk: list[Member]):
 
 
 def _train_chunk(
-    chunk: list[Member], setup: Setup, out_dir: Path, *, resume: bool, prune: PruneConfig
+    chunk: list[Member], setup: Setup, out_dir: Path, *, resume: bool, sweep: VmapSweepConfig
 ) -> list[dict]:
     start = time.perf_counter()
     cfg, plan = setup.cfg, setup.plan
-    init_keys, data_keys = member_keys([member.config.seed for member in chunk])
+    lane_members = _lane_members(chunk, sweep.min_lanes)
+    init_keys, data_keys = member_keys([member.config.seed for member in lane_members])
     hyperparams = {
-        key.split(".", 1)[1]: np.array([member.values[key] for member in chunk])
+        key.split(".", 1)[1]: np.array([member.values[key] for member in lane_members])
         for key in chunk[0].values
         if key.startswith("optimizer.")
     }
@@ -177,6 +193,11 @@ def _train_chunk(
         # none usable: the chunk starts over (its members' files with it)
         with contextlib.suppress(CheckpointError):
             restored = checkpoints.restore(states, _files_fit(out_dir, chunk))
+    if restored is not None:
+        states = setup.layout(members=True).place(restored.state)
+    # compiles in the background while the members' directories are made
+    first_epoch = 0 if restored is None else restored.progress.get("epochs_done", 0)
+    program.prepare(states, plan, first_epoch)
     # one bar (a terminal) or one line per evaluation for the program, not one per member
     progress = progress_lines.for_members(
         setup, chunk, out_dir, {} if restored is None else restored.progress
@@ -196,10 +217,10 @@ def _train_chunk(
                 plan.log_every,
                 progress.lane(k),
                 target=member.config.train.target,
+                norms=cfg.train.norms,
             )
         )
     if restored is not None:
-        states = setup.layout(members=True).place(restored.state)
         log.info(
             "resuming members %d-%d from step %d", chunk[0].index, chunk[-1].index, restored.step
         )
@@ -208,7 +229,7 @@ def _train_chunk(
     announced = progress.announcing(checkpoints)  # a line per checkpoint
     start_point = StartPoint(start, states, announced, restored, resumed=restored is not None)
     lanes = Lanes(list(recorders))
-    rungs = _halving(prune, chunk, setup, lanes, data_keys)
+    rungs = _halving(sweep.prune, chunk, setup, lanes, data_keys)
     try:
         trained = session.train(setup, program, lanes, start_point, rungs)
     finally:
@@ -238,6 +259,7 @@ def _train_chunk(
             setup=setup,
             params=params,
             sweep={"member": member.index, "members": len(chunk), "values": member.values}
+            | ({} if len(lane_members) == len(chunk) else {"lanes": len(lane_members)})
             | ({} if rungs is None else {"rungs": rungs.ends, "lane_steps": rungs.lane_steps}),
         )
         if trained.resumed_from:

@@ -17,9 +17,11 @@ import jax
 import numpy as np
 
 from lrbench import data, models, optim
+from lrbench.config import Norms
 from lrbench.optim.hyperparams import with_hyperparams
 from lrbench.train.evaluate import Evaluator, PaddedSplit, pad_split
 from lrbench.train.feedback import ValidationFeedback
+from lrbench.train.plan import Plan
 from lrbench.train.runners import EpochRunner, FullBatchEpochs, make_epoch_runner, resolve_loop
 from lrbench.train.setup import Setup
 from lrbench.train.state import TrainState, run_once, state_initializer
@@ -37,9 +39,18 @@ class Program:
 
     @property
     def compile_s(self) -> float:
-        """Seconds spent compiling so far (each piece compiles on first use)."""
+        """Seconds the loop waited for compiles so far (each piece compiles on first use,
+        or in the background from ``prepare``)."""
         parts = (self.runner, self.evaluate, self.feedback)
         return sum(part.compile_s for part in parts if part is not None)
+
+    def prepare(self, state: TrainState, plan: Plan, first_epoch: int = 0) -> None:
+        """Start compiling the first epoch's program and the evaluator in the background
+        (``lrbench.train.executables``): ``state`` as the loop will get it (its shapes and
+        layout), while the caller finishes its setup."""
+        if first_epoch < plan.n_epochs:
+            self.runner.prepare(state, first_epoch, plan.steps_in_epoch(first_epoch))
+            self.evaluate.prepare(state, self.splits)
 
 
 def build_program(setup: Setup, data_keys: jax.Array, *, members: bool = False) -> Program:
@@ -57,10 +68,12 @@ def build_program(setup: Setup, data_keys: jax.Array, *, members: bool = False) 
 
 
 def build_runner(
-    setup: Setup, data_keys: jax.Array, *, members: bool = False
+    setup: Setup, data_keys: jax.Array, *, members: bool = False, norms: Norms | None = None
 ) -> tuple[EpochRunner, str]:
-    """The epoch runner for this config and backend, and the loop strategy's name."""
+    """The epoch runner for this config and backend, and the loop strategy's name.
+    ``norms``: which steps compute the norms (default: ``train.norms``)."""
     cfg, dataset, layout = setup.cfg, setup.dataset, setup.layout(members)
+    norms = cfg.train.norms if norms is None else norms
     data_keys = layout.place(data_keys)
     loop = resolve_loop(cfg.train.loop, models.is_convolutional(cfg.model), setup.device.platform)
     step = make_train_step(setup.model, setup.tx)
@@ -77,6 +90,7 @@ def build_runner(
             unroll=cfg.train.unroll,
             max_device_bytes=cfg.dataset.max_device_bytes,
             layout=layout,
+            norms=norms,
         )
         return runner, f"stream/{loop.value}"
     x_train, y_train = layout.replicated(
@@ -94,6 +108,7 @@ def build_runner(
         batch_size=setup.plan.batch_size,
         unroll=cfg.train.unroll,
         layout=layout,
+        norms=norms,
     )
     return runner, loop.value
 

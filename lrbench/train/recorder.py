@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from lrbench.config.train import TargetConfig
+from lrbench.config.train import Norms, TargetConfig
 from lrbench.runs import RunDir
 
 NORMS = ("grad_norm", "update_norm", "param_norm", "update_ratio")
@@ -34,11 +34,11 @@ def flatten_evaluation(evaluation: dict | None) -> dict | None:
     }
 
 
-def epoch_norms(metrics) -> dict[str, float]:
-    """StepMetrics' grad_norm, update_norm, param_norm of the epoch's last step, the one
-    that computes them (``lrbench.train.runners``), and update_ratio = update_norm /
-    param_norm: the epoch's last row's (the other rows leave them empty)."""
-    grad, update, param = (np.float64(np.asarray(m)[-1]) for m in metrics[3:6])
+def step_norms(metrics, index: int = -1) -> dict[str, float]:
+    """StepMetrics' grad_norm, update_norm, param_norm of one step (default: the epoch's
+    last, the one that computes them with ``train.norms=epoch_end``: the epoch's last row's,
+    the other rows leave them empty), and update_ratio = update_norm / param_norm."""
+    grad, update, param = (np.float64(np.asarray(m)[index]) for m in metrics[3:6])
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = update / param
     values = (grad, update, param, ratio)
@@ -67,6 +67,7 @@ class Recorder:
     log_every: int
     progress: object | None = None  # lrbench.train.progress: the bar and lines (None: silent)
     target: TargetConfig | None = None  # train.target (None or metric None: no target)
+    norms: Norms = Norms.epoch_end  # train.norms: which rows get them
     diverged_at: int | None = None
     pruned_at: int | None = None  # a study's successive halving stopped it here
     target_reached: dict | None = None  # {"step", "value", "loop_s"}: the first evaluation at it
@@ -177,7 +178,8 @@ class Recorder:
 
         Rows end at multiples of log_every and at the epoch's last step, so a row's train
         loss/accuracy window never spans two epochs. The norms are on the epoch's last row
-        only (``epoch_norms``).
+        only (``step_norms``), or with ``train.norms=every_step`` on each row (its last
+        step's), or (``off``) on none.
 
         Vectorized: the host work per epoch must stay small next to the device's (on two
         cores, Python time is taken from XLA's threads).
@@ -204,8 +206,11 @@ class Recorder:
             }
             for i, loss_sum, acc_sum, count in zip(ends, loss_sums, acc_sums, counts, strict=True)
         ]
-        if n == len(loss):
-            rows[-1].update(epoch_norms(metrics))
+        if self.norms is Norms.every_step:
+            for i, row in zip(ends, rows, strict=True):
+                row.update(step_norms(metrics, i))
+        elif self.norms is Norms.epoch_end and n == len(loss):
+            rows[-1].update(step_norms(metrics))
         self.steps_done = first + n
         self._last_time = elapsed_s
         if bad.size:

@@ -8,27 +8,42 @@ XLA:CPU a conv net inside a rolled scan measured ~8x slower per step, see ``reso
 All draw batches from an on-device permutation, donate the state, and return per-step
 metrics stacked on device, so nothing syncs with the host inside an epoch. Streamed
 splits (``lrbench.train.stream``) run the same programs over chunks already in order.
-The scan computes the norms on each epoch's (or streamed chunk's) last step only, traced
-apart from it (``step.norms_unless_skipped``: a ``lax.cond`` in the scan cost as much as
-computing them on every step); the blocks of the other loops, whose conv steps dwarf them,
-on every step.
+With ``train.norms=epoch_end`` the scan computes the norms on each epoch's (or streamed
+chunk's) last step only, traced apart from it (``step.norms_unless_skipped``: a ``lax.cond``
+in the scan cost as much as computing them on every step; the second copy of the step costs
+compile time instead); with ``every_step`` in its one step. The blocks of the other loops,
+whose conv steps dwarf them, compute them on every step unless ``off``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
+from typing import Protocol
 
 import jax
 import jax.numpy as jnp
 
-from lrbench.config import Loop
+from lrbench.config import Loop, Norms
 from lrbench.train.executables import Executables
 from lrbench.train.sharding import ONE_DEVICE, Layout
 from lrbench.train.state import TrainState
 from lrbench.train.step import StepMetrics, TrainStep
 
-EpochRunner = Callable[[TrainState, int, int], tuple[TrainState, StepMetrics]]
+
+class EpochRunner(Protocol):
+    """(state, epoch, n_steps) -> (state, the steps' metrics stacked); ``prepare`` starts
+    compiling that call's program in the background (``Executables.start_compile``)."""
+
+    compile_s: float
+
+    def __call__(
+        self, state: TrainState, epoch: int, n_steps: int
+    ) -> tuple[TrainState, StepMetrics]: ...
+
+    def prepare(self, state: TrainState, epoch: int, n_steps: int) -> None: ...
+
+
 # (data_key, epoch, n examples, batch_size, n_steps) -> (n_steps, batch_size) example indices
 RowOrder = Callable[[jax.Array, jax.Array, int, int, int], jax.Array]
 
@@ -55,6 +70,7 @@ class ScanEpochs(Executables):
         batch_size: int,
         layout: Layout = ONE_DEVICE,
         order: RowOrder = batch_indices,
+        norms: Norms = Norms.epoch_end,
     ):
         super().__init__()
         self.x, self.y, self.data_key = x, y, data_key
@@ -62,10 +78,12 @@ class ScanEpochs(Executables):
         def epoch_fn(state, x, y, data_key, epoch, *, n_steps):
             rows = order(data_key, epoch, y.shape[0], batch_size, n_steps)
 
-            def train(s, r, with_norms=False):
+            def train(s, r, with_norms=norms is Norms.every_step):
                 return step(s, *layout.batch((x[r], y[r])), with_norms)
 
-            state, metrics = jax.lax.scan(train, state, rows[:-1])
+            if norms is not Norms.epoch_end:
+                return jax.lax.scan(train, state, rows)
+            state, metrics = jax.lax.scan(partial(train, with_norms=False), state, rows[:-1])
             state, last = train(state, rows[-1], with_norms=True)  # the row the norms are on
             return state, jax.tree.map(lambda ms, m: jnp.concatenate([ms, m[None]]), metrics, last)
 
@@ -78,6 +96,10 @@ class ScanEpochs(Executables):
 
     def __call__(self, state: TrainState, epoch: int, n_steps: int):
         return self.run(state, self.x, self.y, epoch, n_steps)
+
+    def prepare(self, state: TrainState, epoch: int, n_steps: int) -> None:
+        args = (state, self.x, self.y, self.data_key, jnp.int32(epoch))
+        self.start_compile((n_steps, self.x.shape), self._jitted, *args, n_steps)
 
     def run(self, state: TrainState, x, y, epoch: int, n_steps: int):
         """The epoch's steps over examples ``x``, ``y`` (the runner's own, or a chunk)."""
@@ -97,15 +119,17 @@ class BlockEpochs(Executables):
         block: int,
         layout: Layout = ONE_DEVICE,
         order: RowOrder = batch_indices,
+        norms: Norms = Norms.epoch_end,
     ):
         super().__init__()
         self.x, self.y, self.data_key, self.block = x, y, data_key, block
+        with_norms = norms is not Norms.off  # (every step: a conv step dwarfs them)
 
         def block_fn(state, x, y, rows, start, *, size):
             rows = jax.lax.dynamic_slice_in_dim(rows, start, size)
             metrics = []
             for i in range(size):  # unrolled at trace time: straight-line code
-                state, m = step(state, *layout.batch((x[rows[i]], y[rows[i]])))
+                state, m = step(state, *layout.batch((x[rows[i]], y[rows[i]])), with_norms)
                 metrics.append(m)
             return state, jax.tree.map(lambda *ms: jnp.stack(ms), *metrics)
 
@@ -126,6 +150,13 @@ class BlockEpochs(Executables):
 
     def __call__(self, state: TrainState, epoch: int, n_steps: int):
         return self.run(state, self.x, self.y, epoch, n_steps)
+
+    def prepare(self, state: TrainState, epoch: int, n_steps: int) -> None:
+        """The epoch's block programs: whole blocks and the last, shorter one."""
+        rows = self._rows(self.data_key, jnp.int32(epoch), n_steps, self.y.shape[0])
+        args = (state, self.x, self.y, rows, jnp.int32(0))
+        for size in {min(self.block, n_steps), n_steps % self.block} - {0}:
+            self.start_compile((n_steps, size, self.x.shape), self._block, *args, size)
 
     def run(self, state: TrainState, x, y, epoch: int, n_steps: int):
         """The epoch's steps over examples ``x``, ``y`` (the runner's own, or a chunk)."""
@@ -158,6 +189,9 @@ class FullBatchEpochs(Executables):
         args = (state, self.x, self.y)
         return self.get(None, self._jitted, *args)(*args)
 
+    def prepare(self, state: TrainState, epoch: int, n_steps: int) -> None:
+        self.start_compile(None, self._jitted, state, self.x, self.y)
+
 
 def resolve_loop(loop: Loop, has_conv: bool, backend: str) -> Loop:
     """auto: one jitted step per dispatch for conv nets (cnn, resnet: models.is_convolutional)
@@ -180,10 +214,14 @@ def make_epoch_runner(
     unroll: int,
     layout: Layout = ONE_DEVICE,
     order: RowOrder = batch_indices,
+    norms: Norms = Norms.epoch_end,
 ) -> ScanEpochs | BlockEpochs:
     """``layout.members``: the state and data_key carry a leading axis of sweep members
-    (vmapped); ``layout.mesh``: where the arrays live (``lrbench.train.sharding``)."""
-    common = dict(x=x, y=y, data_key=data_key, batch_size=batch_size, layout=layout, order=order)
+    (vmapped); ``layout.mesh``: where the arrays live (``lrbench.train.sharding``);
+    ``norms``: which steps compute the norms (``train.norms``)."""
+    common = dict(
+        x=x, y=y, data_key=data_key, batch_size=batch_size, layout=layout, order=order, norms=norms
+    )
     if loop is Loop.scan:
         return ScanEpochs(step, **common)
     return BlockEpochs(step, block=1 if loop is Loop.step else unroll, **common)

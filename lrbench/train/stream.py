@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lrbench.config import Loop
+from lrbench.config import Loop, Norms
 from lrbench.train.runners import batch_indices, make_epoch_runner
 from lrbench.train.sharding import ONE_DEVICE, Layout
 from lrbench.train.state import TrainState
@@ -60,6 +60,7 @@ class StreamEpochs:
         unroll: int,
         max_device_bytes: int,
         layout: Layout = ONE_DEVICE,
+        norms: Norms = Norms.epoch_end,
     ):
         self.x, self.y, self.batch_size = x, y, batch_size
         batch_bytes = batch_size * (x[0].nbytes + y[0].nbytes)
@@ -74,6 +75,7 @@ class StreamEpochs:
             unroll=unroll,
             layout=layout,
             order=chunk_order,
+            norms=norms,
         )
         self._layout = layout
         self._columns = layout.batch_columns(batch_size)
@@ -86,6 +88,9 @@ class StreamEpochs:
     @property
     def compile_s(self) -> float:
         return self._runner.compile_s
+
+    def prepare(self, state: TrainState, epoch: int, n_steps: int) -> None:
+        """Nothing ahead: the chunk program's arguments would be a chunk shipped for it."""
 
     def __call__(self, state: TrainState, epoch: int, n_steps: int):
         rows = self._epoch_rows(epoch)[:n_steps]

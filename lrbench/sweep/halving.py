@@ -57,8 +57,7 @@ def bucket(n: int, groups: int) -> int:
 @dataclass
 class Halving:
     """``lrbench.train.epochs.Rungs`` for one sweep chunk. ``settings[k]``: member k's
-    setting (its values but the seed); ``rebuild(data_keys, state, epochs_done)``: the
-    program for these keys, compiling for that state from that epoch on."""
+    setting (its values but the seed); ``rebuild(data_keys)``: the program for these keys."""
 
     lanes: Lanes
     settings: list[tuple]
@@ -77,7 +76,7 @@ class Halving:
 
     @property
     def compile_s(self) -> float:
-        """Building the smaller programs, and the loop's waits for their compiles."""
+        """Building the smaller programs, and compiling them (on their first use)."""
         return self.rebuild_s + sum(program.compile_s for program in self._programs)
 
     def __post_init__(self) -> None:
@@ -115,7 +114,7 @@ class Halving:
         # survivors) are not recorded
         self.lanes.recorders = [self._recorders[k] for k in keep]
         started = time.perf_counter()
-        program = self.rebuild(self.data_keys, state, epochs_done)
+        program = self.rebuild(self.data_keys)
         self.rebuild_s += time.perf_counter() - started
         self._programs.append(program)
         return state, program

@@ -16,7 +16,6 @@ import contextlib
 import logging
 import signal
 import time
-from functools import partial
 from pathlib import Path
 
 import jax
@@ -36,7 +35,7 @@ from lrbench.train import distributed, session
 from lrbench.train import progress as progress_lines
 from lrbench.train.checkpoint import FOLDER, CheckpointError, Checkpoints
 from lrbench.train.interrupt import Interrupted
-from lrbench.train.program import Program, build_program, initial_states
+from lrbench.train.program import build_program, initial_states
 from lrbench.train.recorder import Recorder
 from lrbench.train.report import run_summary
 from lrbench.train.resume import FREE
@@ -143,15 +142,8 @@ def _halving(
         metric=prune.metric,
         eta=prune.eta,
         groups=1 if setup.mesh is None else setup.mesh.shape[MEMBERS],
-        rebuild=partial(_rebuild, setup),
+        rebuild=lambda keys: build_program(setup, keys, members=True),
     )
-
-
-def _rebuild(setup: Setup, data_keys: jax.Array, state, epochs_done: int) -> Program:
-    """A rung's program for the members left, compiling in the background as it is built."""
-    program = build_program(setup, data_keys, members=True)
-    program.prepare(state, setup.plan, epochs_done)
-    return program
 
 
 def _files_fit(out_dir: Path, chunk: list[Member]):
@@ -193,11 +185,6 @@ def _train_chunk(
         # none usable: the chunk starts over (its members' files with it)
         with contextlib.suppress(CheckpointError):
             restored = checkpoints.restore(states, _files_fit(out_dir, chunk))
-    if restored is not None:
-        states = setup.layout(members=True).place(restored.state)
-    # compiles in the background while the members' directories are made
-    first_epoch = 0 if restored is None else restored.progress.get("epochs_done", 0)
-    program.prepare(states, plan, first_epoch)
     # one bar (a terminal) or one line per evaluation for the program, not one per member
     progress = progress_lines.for_members(
         setup, chunk, out_dir, {} if restored is None else restored.progress
@@ -221,6 +208,7 @@ def _train_chunk(
             )
         )
     if restored is not None:
+        states = setup.layout(members=True).place(restored.state)
         log.info(
             "resuming members %d-%d from step %d", chunk[0].index, chunk[-1].index, restored.step
         )

@@ -59,14 +59,8 @@ class Evaluator(Executables):
         self._jitted = jax.jit(layout.over_members(evaluate_splits, (0, None)))
 
     def __call__(self, state: TrainState, splits: dict[str, PaddedSplit]) -> dict[str, EvalMetrics]:
-        return self.get(_key(splits), self._jitted, state, splits)(state, splits)
-
-    def prepare(self, state: TrainState, splits: dict[str, PaddedSplit]) -> None:
-        self.start_compile(_key(splits), self._jitted, state, splits)
-
-
-def _key(splits: dict[str, PaddedSplit]) -> tuple:
-    return tuple((name, split.x.shape, split.x.dtype) for name, split in splits.items())
+        key = tuple((name, split.x.shape, split.x.dtype) for name, split in splits.items())
+        return self.get(key, self._jitted, state, splits)(state, splits)
 
 
 def make_evaluate(

@@ -21,7 +21,6 @@ from lrbench.config import Norms
 from lrbench.optim.hyperparams import with_hyperparams
 from lrbench.train.evaluate import Evaluator, PaddedSplit, pad_split
 from lrbench.train.feedback import ValidationFeedback
-from lrbench.train.plan import Plan
 from lrbench.train.runners import EpochRunner, FullBatchEpochs, make_epoch_runner, resolve_loop
 from lrbench.train.setup import Setup
 from lrbench.train.state import TrainState, run_once, state_initializer
@@ -39,18 +38,9 @@ class Program:
 
     @property
     def compile_s(self) -> float:
-        """Seconds the loop waited for compiles so far (each piece compiles on first use,
-        or in the background from ``prepare``)."""
+        """Seconds spent compiling so far (each piece compiles on first use)."""
         parts = (self.runner, self.evaluate, self.feedback)
         return sum(part.compile_s for part in parts if part is not None)
-
-    def prepare(self, state: TrainState, plan: Plan, first_epoch: int = 0) -> None:
-        """Start compiling the first epoch's program and the evaluator in the background
-        (``lrbench.train.executables``): ``state`` as the loop will get it (its shapes and
-        layout), while the caller finishes its setup."""
-        if first_epoch < plan.n_epochs:
-            self.runner.prepare(state, first_epoch, plan.steps_in_epoch(first_epoch))
-            self.evaluate.prepare(state, self.splits)
 
 
 def build_program(setup: Setup, data_keys: jax.Array, *, members: bool = False) -> Program:

@@ -18,7 +18,7 @@ from lrbench.train import distributed, session
 from lrbench.train import progress as progress_lines
 from lrbench.train.checkpoint import CheckpointError, Checkpoints, Restored, StateMismatch
 from lrbench.train.interrupt import Interrupted
-from lrbench.train.program import Program, build_program
+from lrbench.train.program import build_program
 from lrbench.train.recorder import Recorder
 from lrbench.train.report import run_summary
 from lrbench.train.resume import Resume, files_fit, log_into
@@ -66,11 +66,6 @@ def run(
     with prepared(cfg) as setup, distributed.own_dir(out_dir) as write_dir:
         start = time.perf_counter()
         state, data_key = seeded_state(setup, cfg.seed)
-        program = build_program(setup, data_key)
-        placed = setup.layout().place(state)
-        # compiles in the background while the checkpoints and the run directory are opened
-        # (a resumed run's state has the same shapes and layout)
-        program.prepare(placed, setup.plan)
         # orbax's multi-host mode: every process of a job opens the run's checkpoints (its
         # saves and restores are collective); process 0 writes the files
         checkpoints = Checkpoints(out_dir, cfg.train.keep_checkpoints)
@@ -78,10 +73,12 @@ def run(
         out_dir = write_dir
         # Everything is validated: only now does the run directory get files of ours.
         run_dir = _open_run_dir(out_dir, config_record, checkpoints, resume, restored)
-        state = placed if restored is None else setup.layout().place(restored.state)
+        if restored is not None:
+            state = restored.state
+        state = setup.layout().place(state)
         start_point = StartPoint(start, state, checkpoints, restored, resumed=resume is not None)
         try:
-            summary = _train(setup, program, run_dir, quiet, start_point)
+            summary = _train(setup, run_dir, quiet, start_point, data_key)
             if resume is not None and resume.changes:
                 summary["resume_changes"] = {k: list(v) for k, v in resume.changes.items()}
             if lr_find is not None:
@@ -154,10 +151,9 @@ def _open_run_dir(
     return run_dir
 
 
-def _train(
-    setup: Setup, program: Program, run_dir: RunDir, quiet: bool, start_point: StartPoint
-) -> dict:
+def _train(setup: Setup, run_dir: RunDir, quiet: bool, start_point: StartPoint, data_key) -> dict:
     plan = setup.plan
+    program = build_program(setup, data_key)
     progress = _progress_bar(setup, run_dir, quiet, start_point)
     recorder = Recorder(
         run_dir,

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from typing import Protocol
 
 import jax
 import jax.numpy as jnp
@@ -30,18 +29,7 @@ from lrbench.train.sharding import ONE_DEVICE, Layout
 from lrbench.train.state import TrainState
 from lrbench.train.step import StepMetrics, TrainStep
 
-
-class EpochRunner(Protocol):
-    """(state, epoch, n_steps) -> (state, the steps' metrics stacked); ``prepare`` starts
-    compiling that call's program in the background (``Executables.start_compile``)."""
-
-    compile_s: float
-
-    def __call__(
-        self, state: TrainState, epoch: int, n_steps: int
-    ) -> tuple[TrainState, StepMetrics]: ...
-
-    def prepare(self, state: TrainState, epoch: int, n_steps: int) -> None: ...
+EpochRunner = Callable[[TrainState, int, int], tuple[TrainState, StepMetrics]]
 
 
 # (data_key, epoch, n examples, batch_size, n_steps) -> (n_steps, batch_size) example indices
@@ -97,10 +85,6 @@ class ScanEpochs(Executables):
     def __call__(self, state: TrainState, epoch: int, n_steps: int):
         return self.run(state, self.x, self.y, epoch, n_steps)
 
-    def prepare(self, state: TrainState, epoch: int, n_steps: int) -> None:
-        args = (state, self.x, self.y, self.data_key, jnp.int32(epoch))
-        self.start_compile((n_steps, self.x.shape), self._jitted, *args, n_steps)
-
     def run(self, state: TrainState, x, y, epoch: int, n_steps: int):
         """The epoch's steps over examples ``x``, ``y`` (the runner's own, or a chunk)."""
         args = (state, x, y, self.data_key, jnp.int32(epoch))
@@ -151,13 +135,6 @@ class BlockEpochs(Executables):
     def __call__(self, state: TrainState, epoch: int, n_steps: int):
         return self.run(state, self.x, self.y, epoch, n_steps)
 
-    def prepare(self, state: TrainState, epoch: int, n_steps: int) -> None:
-        """The epoch's block programs: whole blocks and the last, shorter one."""
-        rows = self._rows(self.data_key, jnp.int32(epoch), n_steps, self.y.shape[0])
-        args = (state, self.x, self.y, rows, jnp.int32(0))
-        for size in {min(self.block, n_steps), n_steps % self.block} - {0}:
-            self.start_compile((n_steps, size, self.x.shape), self._block, *args, size)
-
     def run(self, state: TrainState, x, y, epoch: int, n_steps: int):
         """The epoch's steps over examples ``x``, ``y`` (the runner's own, or a chunk)."""
         rows = self._rows(self.data_key, jnp.int32(epoch), n_steps, y.shape[0])
@@ -188,9 +165,6 @@ class FullBatchEpochs(Executables):
     def __call__(self, state: TrainState, epoch: int, n_steps: int):
         args = (state, self.x, self.y)
         return self.get(None, self._jitted, *args)(*args)
-
-    def prepare(self, state: TrainState, epoch: int, n_steps: int) -> None:
-        self.start_compile(None, self._jitted, state, self.x, self.y)
 
 
 def resolve_loop(loop: Loop, has_conv: bool, backend: str) -> Loop:

@@ -9,7 +9,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from lrbench.train import executables
 from lrbench.train.boundary import EpochBoundary
 from lrbench.train.checkpoint import Checkpoints, Restored
 from lrbench.train.epochs import Rungs, run_epochs
@@ -115,18 +114,15 @@ def train(
             else (cfg.train.checkpoint_every, cfg.train.checkpoint_interval_s)
         )
         boundary = EpochBoundary(every, interval_s, stop, save)
-        try:
-            state, loop_s, first_step_unix = run_epochs(
-                start_point.state,
-                program,
-                plan,
-                record=tracks.record,
-                boundary=boundary,
-                rungs=rungs,
-                first_epoch=before.get("epochs_done", 0),
-            )
-        finally:
-            executables.settle()  # no background compile outlives the loop
+        state, loop_s, first_step_unix = run_epochs(
+            start_point.state,
+            program,
+            plan,
+            record=tracks.record,
+            boundary=boundary,
+            rungs=rungs,
+            first_epoch=before.get("epochs_done", 0),
+        )
     return Trained(
         state=state,
         loop_s=loop_s,

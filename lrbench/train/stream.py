@@ -89,9 +89,6 @@ class StreamEpochs:
     def compile_s(self) -> float:
         return self._runner.compile_s
 
-    def prepare(self, state: TrainState, epoch: int, n_steps: int) -> None:
-        """Nothing ahead: the chunk program's arguments would be a chunk shipped for it."""
-
     def __call__(self, state: TrainState, epoch: int, n_steps: int):
         rows = self._epoch_rows(epoch)[:n_steps]
         metrics, in_flight = [], deque()

@@ -1,81 +1,17 @@
-"""Compiling ahead: background compiles that give the executables a plain compile gives,
-count only the loop's wait, and outlive no training; and ``sweep.min_lanes``, the padded
-program lanes that let a smaller sweep reuse a larger one's compiled program (lrbench
-study's confirmation phase), with the members' numbers unchanged."""
+"""``sweep.min_lanes``: padded program lanes that let a smaller sweep reuse a larger one's
+compiled program (lrbench study's confirmation phase, ``study.confirm_lanes=tune``) with
+the members' numbers and files unchanged; and ``train.norms``, which steps compute the
+norms."""
 
 from __future__ import annotations
 
 import csv
-import threading
-import time
 
-import jax
-import jax.numpy as jnp
-import numpy as np
 import pytest
 
 from lrbench.cli import main
 from lrbench.runs import read_metrics, read_summary
 from lrbench.sweep.index import SweepIndex
-from lrbench.train import executables
-from lrbench.train.executables import Executables
-
-
-def slow_to_compile(x):
-    for i in range(40):
-        x = jnp.tanh(x @ x.T + i)
-    return x
-
-
-def test_a_background_compile_is_the_plain_compile():
-    x = jnp.ones((16, 16))
-    ahead, plain = Executables(), Executables()
-    fn = jax.jit(slow_to_compile)
-    ahead.start_compile("k", fn, x)
-    threads = {t.name for t in threading.enumerate()}
-    assert any(name.startswith("lrbench-compile") for name in threads)
-    np.testing.assert_array_equal(ahead.get("k", fn, x)(x), plain.get("k", fn, x)(x))
-    assert ahead.get("k", fn, x) is ahead.get("k", fn, x)  # compiled once per key
-
-
-def test_the_loop_counts_only_its_wait_for_a_compile_started_ahead():
-    x = jnp.ones((16, 16))
-    fn = jax.jit(slow_to_compile)
-    cold = Executables()
-    cold.get("k", fn, x)
-    ahead = Executables()
-    ahead.start_compile("k", jax.jit(lambda x: slow_to_compile(x) + 1), x)
-    executables.settle()  # the setup that overlapped it took longer than the compile
-    started = time.perf_counter()
-    ahead.get("k", None, x)
-    assert ahead.compile_s <= time.perf_counter() - started < cold.compile_s
-
-
-def test_settle_waits_for_compiles_nobody_asked_for():
-    x = jnp.ones((16, 16))
-    pieces = [Executables() for _ in range(3)]
-    for k, piece in enumerate(pieces):
-        piece.start_compile(k, jax.jit(lambda x, k=k: slow_to_compile(x) * k), x)
-    executables.settle()
-    assert not executables._in_flight
-    assert all(piece._compiled[k].done() for k, piece in enumerate(pieces))
-
-
-def test_a_failing_background_compile_fails_where_its_executable_is_asked_for():
-    ahead = Executables()
-
-    class Lowered:
-        def compile(self):
-            raise RuntimeError("XLA: out of memory")
-
-    class Jitted:
-        def lower(self, *args):
-            return Lowered()
-
-    ahead.start_compile("k", Jitted())
-    with pytest.raises(RuntimeError, match="out of memory"):
-        ahead.get("k", Jitted())
-
 
 TOY = ("experiment=toy", "train.epochs=3", "train.log_every=43", "train.progress=off")
 SWEEP = (*TOY, "sweep=vmap", "sweep.lr=[0.01,0.1]", "seed=7")

@@ -31,6 +31,7 @@ RECORD = {
         "confirm_seed": 1000,
         "variants": {"adam_auto": ["optimizer=adam", "optimizer.lr=auto"]},
         "problem_overrides": {"toy": ["train.epochs=3"]},
+        "norms": "every_step",
     },
     "units": [
         unit("toy", "sgd", "grid", 0.1, 600, lrs=(0.01, 0.1, 1.0)),
@@ -43,13 +44,14 @@ RECORD = {
 def test_the_multirun_baseline_runs_every_run_of_the_study():
     commands = bench_study.multirun_commands(RECORD)
     base = ["experiment=toy", "train.epochs=3"]
-    progress = "train.progress=off"
+    # the study's norms, as its members compute them
+    progress = ("train.progress=off", "train.norms=every_step")
     assert commands == [
-        [*base, "optimizer=sgd", progress, "optimizer.lr=0.01,0.1,1.0", "seed=0,1"],
-        [*base, "optimizer=sgd", progress, "optimizer.lr=0.1", "seed=1000,1001,1002"],
-        [*base, "optimizer=prodigy", progress, "optimizer.lr=1.0", "seed=1000,1001,1002"],
+        [*base, "optimizer=sgd", *progress, "optimizer.lr=0.01,0.1,1.0", "seed=0,1"],
+        [*base, "optimizer=sgd", *progress, "optimizer.lr=0.1", "seed=1000,1001,1002"],
+        [*base, "optimizer=prodigy", *progress, "optimizer.lr=1.0", "seed=1000,1001,1002"],
         # each auto run does its own range test, as a user's multirun would
-        [*base, "optimizer=adam", "optimizer.lr=auto", progress, "seed=1000,1001,1002"],
+        [*base, "optimizer=adam", "optimizer.lr=auto", *progress, "seed=1000,1001,1002"],
     ]
 
 

@@ -108,12 +108,12 @@ def _check_split(setup: Setup, n_members: int, chunk: int, min_lanes: int) -> No
     groups = 1 if setup.mesh is None else setup.mesh.shape[MEMBERS]
     sizes = {max(min(chunk, n_members - first), min_lanes) for first in range(0, n_members, chunk)}
     if any(size % groups for size in sizes):
+        padded = f", at least sweep.min_lanes={min_lanes} lanes" if min_lanes else ""
         raise ConfigError(
             "mesh.members",
             groups,
-            f"the sweep's {n_members} members (in chunks of sweep.max_members={chunk}, at "
-            f"least sweep.min_lanes={min_lanes} lanes) must split evenly over {groups} "
-            "device groups",
+            f"the sweep's {n_members} members (in chunks of sweep.max_members={chunk}"
+            f"{padded}) must split evenly over {groups} device groups",
         )
 
 

@@ -27,7 +27,7 @@ $(VENV)/.chromium: $(STAMP)
 	touch $@
 
 # Lint first (CI runs `make test`, so it enforces ruff), then everything, the
-# fault-injection suite included (~5 minutes on 2 quiet cores).
+# fault-injection suite included, on 2 pytest-xdist workers (pyproject.toml's addopts).
 test: lint $(VENV)/.chromium
 	$(BIN)/python -m pytest -q
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
@@ -70,3 +71,24 @@ def cli():
 def _compile_cache_outside_the_checkout(tmp_path_factory):
     """Runs cache compiled programs in a session folder, not the checkout's runs/.cache."""
     os.environ["LRBENCH_COMPILE_CACHE"] = str(tmp_path_factory.mktemp("compile_cache"))
+
+
+@functools.cache
+def _defines_module_fixtures(test_file: Path) -> bool:
+    return test_file.is_file() and 'scope="module"' in test_file.read_text()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """pytest-xdist (the default run's workers): a test file that defines a module-scoped
+    fixture (often real training runs) runs whole on one worker, so the fixture is built
+    once; every other test goes alone to whichever worker is free. (xdist's loadgroup marks
+    do not work with pytest 9: it renames node ids through an attribute pytest 9 ignores.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleFixturesTogether(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            test_file = nodeid.split("::", 1)[0]
+            return test_file if _defines_module_fixtures(config.rootpath / test_file) else nodeid
+
+    return ModuleFixturesTogether(config, log)

@@ -45,7 +45,9 @@ CORRUPTIONS = [
 ]
 
 
-@pytest.mark.parametrize(("case", "corrupt", "message"), CORRUPTIONS, ids=lambda v: str(v))
+@pytest.mark.parametrize(
+    ("case", "corrupt", "message"), CORRUPTIONS, ids=[case for case, _, _ in CORRUPTIONS]
+)  # ids without the lambdas' addresses: the same in every xdist worker
 def test_corrupt_idx_file_raises_config_error_naming_the_file(tmp_path, case, corrupt, message):
     raw = idx_bytes(np.zeros((7, 5, 3), np.uint8))
     path = tmp_path / "train-images-idx3-ubyte.gz"

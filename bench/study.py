@@ -6,7 +6,9 @@ Figures (end-to-end wall time from the shell, each with a fresh compilation cach
     seeds; confirmation seeds at the chosen LR; `optimizer.lr=auto` runs each do their range
     test) (target: the study >= 5x faster);
   - the study with `study.prune.name=halving`: the LR chosen per unit against the full grid's
-    (target: the same in every unit) and its tuning member-steps (target: <= 50%).
+    (target: the same in every unit) and its tuning member-steps (target: <= 50%);
+  - both on Hydra's joblib launcher (`hydra/launcher=parallel`, 2 jobs at once): the study's
+    units, and each multirun's jobs, two at a time.
 Usage: python bench/study.py [--quick] [--out results.json]
 """
 
@@ -22,6 +24,7 @@ from pathlib import Path
 
 QUICK = ["study.problems=[toy]", "study.optimizers=[sgd,adam,prodigy]"]
 SPEEDUP_TARGET = 5.0
+PARALLEL = "hydra/launcher=parallel"  # conf/hydra/launcher/parallel.yaml: 2 jobs at once
 MEMBER_STEPS_TARGET = 0.5
 
 
@@ -66,12 +69,13 @@ def multirun_commands(record: dict) -> list[list[str]]:
     return commands
 
 
-def multirun(record: dict, out: Path) -> float:
-    """Wall seconds of the study's runs as basic multiruns sharing one compilation cache."""
+def multirun(record: dict, out: Path, *launcher: str) -> float:
+    """Wall seconds of the study's runs as multiruns (basic, or on ``launcher``) sharing one
+    compilation cache."""
     seconds = 0.0
     for k, args in enumerate(multirun_commands(record)):
         sweep = [f"hydra.sweep.dir={out}/{k}", f"compile_cache={out}.cache"]
-        seconds += lrbench("train", "-m", *args, *sweep)
+        seconds += lrbench("train", "-m", *args, *launcher, *sweep)
     return seconds
 
 
@@ -102,11 +106,18 @@ def figure(quick: bool) -> dict:
         study_s, full = study(root / "full", *extra)
         halving_s, halved = study(root / "halved", *extra, "study.prune.name=halving")
         multirun_s = multirun(full, root / "multirun")
+        parallel_s, _ = study(root / "parallel", *extra, PARALLEL)
+        multirun_parallel_s = multirun(full, root / "multirun_parallel", PARALLEL)
     return {
         "study_s": study_s,
         "multirun_s": multirun_s,
         "speedup": multirun_s / study_s,
         "speedup_target": SPEEDUP_TARGET,
+        "parallel": {
+            "study_s": parallel_s,
+            "multirun_s": multirun_parallel_s,
+            "speedup": multirun_parallel_s / parallel_s,
+        },
         "halving_study_s": halving_s,
         "halving": pruning(full, halved),
     }

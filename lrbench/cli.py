@@ -231,8 +231,9 @@ def entry() -> None:
     if run_exit_handlers is None or _threads_at_work():
         sys.exit(code)
     run_exit_handlers()
-    sys.stdout.flush()
-    sys.stderr.flush()
+    with contextlib.suppress(BrokenPipeError):  # the reader left before our last lines
+        sys.stdout.flush()
+        sys.stderr.flush()
     os._exit(code)
 
 

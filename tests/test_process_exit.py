@@ -45,3 +45,14 @@ def test_an_unexpected_error_exits_as_python_does(tmp_path):
     before = "cli.main = lambda: 1 / 0"
     crashed = entry(tmp_path, before, "list")
     assert crashed.returncode == 1 and "ZeroDivisionError" in crashed.stderr
+
+
+def test_a_reader_that_left_before_the_last_lines_is_no_error(tmp_path):
+    """Output still buffered when ``main`` returns goes out at the exit's flush: a closed
+    pipe there is a reader that left early, not a crash (as ``main`` treats it)."""
+    before = (
+        "import io, os; r, w = os.pipe(); os.close(r); "
+        "sys.stdout = io.TextIOWrapper(io.BufferedWriter(io.FileIO(w, 'w')))"
+    )
+    done = entry(tmp_path, before, "list", "schedules")
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
